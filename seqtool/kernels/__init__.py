@@ -1,0 +1,31 @@
+"""Numba kernels: the numeric core, apart from orchestration (layers.py, train.py).
+
+Contract shared by the recurrent cells (rnn.py, gru.py, lstm.py)
+------------------------------------------------------------------
+Sequences arrive *packed* (see seqtool/packing.py): N real tokens, time-major,
+step t in rows offsets[t]:offsets[t+1], the running sequences a prefix of the
+ranks, so no kernel ever computes on padding. Initial states are zero.
+
+S independent *streams* share one packing and run in one call: S = 1 for a
+unidirectional layer, S = 2 for a bidirectional one (stream 1 is fed the
+reversed rows x[rev], so each kernel only ever runs forward in time). Streams
+are the natural unit of parallelism for two threads.
+
+G = gates per cell: rnn 1, gru 3, lstm 4; H = hidden size per stream.
+The input projection for all steps, xp = x @ W_x + b, is one large matrix
+product done by the caller outside the time loop; the kernels own only the
+recurrence:
+
+    <cell>_forward(xp (S, N, G*H), w_h (S, H, G*H), offsets (T+1,) int64[, options])
+        -> h (S, N, H), cache (S, N, K*H)
+    <cell>_backward(dh (S, N, H), xp, w_h, offsets, h, cache[, options])
+        -> dxp (S, N, G*H), dw_h (S, H, G*H)
+
+dxp is the gradient of the loss w.r.t. xp, so the caller finishes with
+dW_x = x^T dxp, db = sum(dxp), dx = dxp W_x^T (again large products).
+Gate order inside the G*H columns follows PyTorch where PyTorch has the cell:
+LSTM (i, f, g, o); GRU (r, u, candidate) with the seed's formula (candidate
+uses the gated state: tanh(W_h[r*h, x] + b)); RNN: one block.
+float32 for training and inference, float64 for gradient checks: every kernel
+is compiled for both (the dtype follows the arrays).
+"""
