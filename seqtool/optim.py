@@ -1,0 +1,207 @@
+"""Optimisers and gradient clipping over a list of parameter arrays, in place.
+
+    params, grads = model.param_list(), model.grad_list()
+    opt = Adam(params, lr=1e-3)
+    ...                                   # forward + backward fill grads
+    rows = model.grad_rows()              # None per dense param, touched rows per embedding
+    norm = clip_by_global_norm(grads, 5.0, rows)
+    opt.step(grads, rows)
+
+``rows`` (optional, aligned with params) makes a step sparse: for param i with
+rows[i] not None (unique row indices of a 2-d table), only those rows are read,
+clipped and updated, the "lazy" update of torch.optim.SparseAdam. It is exact
+for clipping (the other rows' gradients are zero) and saves a full pass over a
+large embedding table; for Adam and momentum SGD it differs from the dense
+update only in that untouched rows do not keep moving on stale momentum.
+Without rows every update is dense and matches torch.optim.Adam / SGD.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+# ---------------------------------------------------------------- kernels
+
+@njit(parallel=True, cache=True)
+def _adam_dense(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2):
+    # p, g, m, v (n,) flat views; torch.optim.Adam's update (L2 weight decay into g)
+    step = lr / bc1
+    sq_bc2 = math.sqrt(bc2)
+    for k in prange(p.shape[0]):  # parallel over elements; iteration k owns p[k], m[k], v[k]
+        gk = g[k] + wd * p[k]
+        m[k] = b1 * m[k] + (1.0 - b1) * gk
+        v[k] = b2 * v[k] + (1.0 - b2) * gk * gk
+        p[k] -= step * m[k] / (math.sqrt(v[k]) / sq_bc2 + eps)
+
+
+@njit(parallel=True, cache=True)
+def _adam_rows(p, g, m, v, rows, lr, b1, b2, eps, wd, bc1, bc2):
+    # p, g, m, v (V, d); rows (R,) unique -> the same update on those rows only
+    step = lr / bc1
+    sq_bc2 = math.sqrt(bc2)
+    for r in prange(rows.shape[0]):  # parallel over rows; rows are unique, so iteration r owns row rows[r]
+        i = rows[r]
+        for j in range(p.shape[1]):
+            gk = g[i, j] + wd * p[i, j]
+            m[i, j] = b1 * m[i, j] + (1.0 - b1) * gk
+            v[i, j] = b2 * v[i, j] + (1.0 - b2) * gk * gk
+            p[i, j] -= step * m[i, j] / (math.sqrt(v[i, j]) / sq_bc2 + eps)
+
+
+@njit(parallel=True, cache=True)
+def _sgd_dense(p, g, buf, lr, mom, wd, nesterov):
+    # p, g, buf (n,) flat; torch.optim.SGD (dampening 0): buf = mom*buf + g, buf
+    # starting at zero (so the first step's buf is g, as torch's clone of g)
+    for k in prange(p.shape[0]):  # iteration k owns p[k], buf[k]
+        gk = g[k] + wd * p[k]
+        if mom != 0.0:
+            buf[k] = mom * buf[k] + gk
+            gk = gk + mom * buf[k] if nesterov else buf[k]
+        p[k] -= lr * gk
+
+
+@njit(parallel=True, cache=True)
+def _sgd_rows(p, g, buf, rows, lr, mom, wd, nesterov):
+    for r in prange(rows.shape[0]):  # rows unique: iteration r owns row rows[r]
+        i = rows[r]
+        for j in range(p.shape[1]):
+            gk = g[i, j] + wd * p[i, j]
+            if mom != 0.0:
+                buf[i, j] = mom * buf[i, j] + gk
+                gk = gk + mom * buf[i, j] if nesterov else buf[i, j]
+            p[i, j] -= lr * gk
+
+
+@njit(cache=True)
+def _sumsq(g, scale):
+    # sum((g * scale)^2) in float64; scale < 1 guards against overflow
+    s = 0.0
+    for k in range(g.shape[0]):
+        x = g[k] * scale
+        s += x * x
+    return s
+
+
+@njit(cache=True)
+def _absmax(g):
+    a = 0.0
+    for k in range(g.shape[0]):
+        a = max(a, abs(g[k]))
+    return a
+
+
+# ---------------------------------------------------------------- helpers
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A 1-d view of a contiguous array (never a copy: updates must land in place)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("parameters and gradients must be C-contiguous arrays")
+    return a.reshape(-1)
+
+
+def _pieces(grads, rows):
+    """Flat arrays holding every gradient entry that can be non-zero."""
+    rows = rows or [None] * len(grads)
+    for g, r in zip(grads, rows):
+        yield _flat(g) if r is None else _flat(g[r]) if len(r) else g.reshape(-1)[:0]
+
+
+def _check(params, grads, rows):
+    if len(grads) != len(params):
+        raise ValueError(f"{len(grads)} gradients for {len(params)} parameters")
+    if rows is not None and len(rows) != len(params):
+        raise ValueError(f"{len(rows)} row sets for {len(params)} parameters")
+    return rows or [None] * len(params)
+
+
+# ---------------------------------------------------------------- clipping
+
+def global_norm(grads, rows=None) -> float:
+    """sqrt of the sum of squares of all gradients together (float64, overflow-safe)."""
+    pieces = list(_pieces(grads, rows))
+    total = sum(_sumsq(g, 1.0) for g in pieces)
+    if math.isfinite(total):
+        return math.sqrt(total)
+    amax = max(_absmax(g) for g in pieces)     # squares overflowed: rescale by the largest entry
+    if not math.isfinite(amax):
+        return amax                            # inf or nan in the gradients themselves
+    return amax * math.sqrt(sum(_sumsq(g, 1.0 / amax) for g in pieces))
+
+
+def clip_by_global_norm(grads, max_norm: float, rows=None) -> float:
+    """Scale all gradients together so their global norm is at most max_norm; return the pre-clip norm.
+
+    A non-finite norm (inf/nan in a gradient) is returned and the gradients are
+    left alone: the caller should skip that step.
+    """
+    norm = global_norm(grads, rows)
+    if math.isfinite(norm) and norm > max_norm:
+        scale = max_norm / norm
+        for g, r in zip(grads, rows or [None] * len(grads)):
+            if r is None:
+                g *= scale
+            else:
+                g[r] *= scale
+    return norm
+
+
+def clip_by_value(grads, value: float, rows=None) -> None:
+    """Clip every gradient entry into [-value, value], in place."""
+    for g, r in zip(grads, rows or [None] * len(grads)):
+        if r is None:
+            np.clip(g, -value, value, out=g)
+        else:
+            g[r] = np.clip(g[r], -value, value)
+
+
+# ---------------------------------------------------------------- optimisers
+
+class SGD:
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay (torch.optim.SGD)."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False):
+        self.params = list(params)
+        self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
+        # momentum buffers; without momentum the kernels never read them, so p stands in
+        self.buf = [np.zeros_like(p) for p in self.params] if momentum else self.params
+
+    def step(self, grads, rows=None) -> None:
+        rows = _check(self.params, grads, rows)
+        for p, g, b, r in zip(self.params, grads, self.buf, rows):
+            if r is None:
+                _sgd_dense(_flat(p), _flat(g), _flat(b), self.lr, self.momentum,
+                           self.weight_decay, self.nesterov)
+            else:
+                _sgd_rows(p, g, b, r, self.lr, self.momentum, self.weight_decay, self.nesterov)
+
+
+class Adam:
+    """Adam with bias correction and optional L2 weight decay, exactly torch.optim.Adam's update."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        self.params = list(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.t = [0] * len(self.params)   # per parameter, as SparseAdam counts only steps that touch it
+
+    def step(self, grads, rows=None) -> None:
+        rows = _check(self.params, grads, rows)
+        b1, b2 = self.betas
+        for i, (p, g, m, v, r) in enumerate(zip(self.params, grads, self.m, self.v, rows)):
+            if r is not None and len(r) == 0:
+                continue
+            self.t[i] += 1
+            bc1, bc2 = 1.0 - b1 ** self.t[i], 1.0 - b2 ** self.t[i]
+            if r is None:
+                _adam_dense(_flat(p), _flat(g), _flat(m), _flat(v), self.lr, b1, b2, self.eps,
+                            self.weight_decay, bc1, bc2)
+            else:
+                _adam_rows(p, g, m, v, r, self.lr, b1, b2, self.eps, self.weight_decay, bc1, bc2)
+
+    def state(self) -> dict:
+        """Moments and step counts, for checkpoints."""
+        return {"m": self.m, "v": self.v, "t": list(self.t)}
