@@ -1,0 +1,159 @@
+"""JSON Lines in and out: the stream format every stage reads and writes.
+
+Input comes from a path or ``-`` (stdin), one line at a time and as bytes, so a
+line that is not UTF-8 is reported with its number instead of stopping a
+decoder mid-file. Blank lines are skipped. Output is one compact JSON object
+per line, UTF-8, non-ASCII characters written as they are.
+
+A record that breaks the contract goes to an ``InvalidRecords`` policy: it
+either stops the stage with ``<file>:<line>: <what is wrong>`` or, with
+``--skip-invalid``, is counted and dropped.
+"""
+import codecs
+import json
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import BinaryIO, Iterable, Iterator
+
+from seqtool.errors import DataError, UsageError
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+# One encoder for the whole run: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_decode = json.JSONDecoder().decode
+
+_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number",
+          bool: "true/false", type(None): "null"}
+
+
+def source_name(path: str) -> str:
+    """The name messages use for an input: the path, or ``<stdin>`` for ``-``."""
+    return STDIN_NAME if path == STDIN else path
+
+
+@contextmanager
+def open_input(path: str) -> Iterator[BinaryIO]:
+    """The binary stream of a path or ``-``; a path that cannot be opened is a usage error."""
+    if path == STDIN:
+        yield sys.stdin.buffer
+        return
+    try:
+        stream = open(path, "rb")
+    except OSError as e:
+        raise UsageError(e.strerror or str(e), path) from None
+    with stream:
+        yield stream
+
+
+def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, raw line) for every line, a UTF-8 byte-order mark dropped."""
+    for lineno, raw in enumerate(stream, 1):
+        if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        yield lineno, raw
+
+
+def decode_line(raw: bytes) -> str:
+    """The text of one raw line; DataError naming the first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+
+
+def parse_record(raw: bytes) -> dict:
+    """One raw JSONL line -> its JSON object; DataError if it is not one."""
+    text = decode_line(raw)
+    try:
+        record = _decode(text)
+    except ValueError as e:
+        column = min(e.pos, len(text.rstrip())) + 1  # not past the end of the line
+        raise DataError(f"not valid JSON: {e.msg} (column {column})") from None
+    if type(record) is not dict:
+        raise DataError(f"expected a JSON object, found {_KINDS.get(type(record), 'a value')}")
+    return record
+
+
+class InvalidRecords:
+    """What happens to a record that breaks the contract.
+
+    Called with the error and the record's line: raises the error located at
+    ``<name>:<line>``, or with ``skip=True`` counts it, keeps the first one for
+    the closing warning, and returns so the reader goes on.
+    """
+
+    def __init__(self, name: str, skip: bool = False):
+        self.name = name
+        self.skip = skip
+        self.count = 0
+        self.first: DataError | None = None
+
+    def __call__(self, error: DataError, line: int) -> None:
+        located = DataError(error.message, self.name, line)
+        if not self.skip:
+            raise located
+        self.count += 1
+        if self.first is None:
+            self.first = located
+
+    def warning(self) -> str | None:
+        """The line for stderr at the end, or None when nothing was skipped."""
+        if not self.count:
+            return None
+        noun = "record" if self.count == 1 else "records"
+        return f"skipped {self.count} invalid {noun} (first: {self.first})"
+
+
+def iter_jsonl(lines: Iterable[tuple[int, bytes]], reject: InvalidRecords) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for every non-blank line; bad lines go to ``reject``."""
+    for lineno, raw in lines:
+        if raw.isspace():
+            continue
+        try:
+            record = parse_record(raw)
+        except DataError as e:
+            reject(e, lineno)
+            continue
+        yield lineno, record
+
+
+def dumps(record: dict) -> str:
+    """One record as a compact JSON line (no newline)."""
+    return _encode(record)
+
+
+def write_records(records: Iterable[dict], out: BinaryIO) -> int:
+    """Write each record as one UTF-8 line, flush, and return how many were written."""
+    count = 0
+    write = out.write
+    for record in records:
+        write((_encode(record) + "\n").encode())
+        count += 1
+    out.flush()
+    return count
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once: a temporary file beside it, fsync, os.replace.
+
+    A reader never sees half a file, and a failed write leaves the old one.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise UsageError(f"cannot write: {e.strerror or e}", path) from None
+        raise
