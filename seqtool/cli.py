@@ -10,7 +10,7 @@ import sys
 import click
 
 from seqtool import __version__
-from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError
+from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
 from seqtool.readers import FORMATS
 
 
@@ -152,6 +152,185 @@ def pad(settings, input, batch_size, bucket, length, skip_invalid):
 
     _finish(settings, run_pad(input, _stdout(), batch_size=batch_size, bucket=bucket, length=length,
                               skip_invalid=skip_invalid, progress=False if settings.quiet else None))
+
+
+# ---------------------------------------------------------------- train, tag, eval, dedupe
+
+def _print_json(obj) -> None:
+    import json
+
+    click.echo(json.dumps(obj, default=float))
+
+
+def _read_config(path: str | None) -> dict:
+    """Options from a YAML file (keys are the option names, with - or _); the command line wins."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise UsageError(e.strerror or str(e), path) from None
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise UsageError(f"not valid YAML: {getattr(e, 'problem', e)}", path, line + 1 if line is not None else None)
+    if not isinstance(data, dict):
+        raise UsageError("a config file holds option: value pairs", path)
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+format_option = click.option("--format", "fmt", type=click.Choice(FORMATS),
+                             help="Input format [default: from the extension; jsonl for stdin].")
+model_option = click.option("-m", "--model", required=True, metavar="DIR", help="A model directory (seqtool train -o).")
+batch_option = click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+                            help="Records per prediction batch (memory is flat in the input's length).")
+
+
+@cli.command()
+@click.option("--task", type=click.Choice(["tagger", "classifier", "siamese"]), help="What to train [default: tagger].")
+@click.option("--train", "train_file", default="-", metavar="FILE",
+              help="Training records: raw (any format) or the output of vocab | pad with --vocab [default: stdin].")
+@click.option("--dev", metavar="FILE", help="Labelled records to score every epoch (early stopping, threshold).")
+@click.option("-o", "--output", required=True, metavar="DIR", help="Model directory, written atomically.")
+@click.option("--vocab", "vocab_file", metavar="FILE", help="The vocabulary the input's ids come from.")
+@format_option
+@click.option("--config", "config_file", metavar="FILE.yaml", help="Any of these options from a YAML file.")
+@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm", "none"]), help="Recurrent cell [lstm]; none = mean.")
+@click.option("--bidirectional/--unidirectional", default=None, help="[tagger: bidirectional; others: not].")
+@click.option("--layers", type=click.IntRange(1), help="Stacked recurrent layers [1].")
+@click.option("--embed", type=click.IntRange(1), help="Word embedding size [tagger 100].")
+@click.option("--hidden", type=click.IntRange(1), help="Hidden units per direction [tagger 128].")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout on embeddings and between layers.")
+@click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), help="Rate of words replaced by <UNK> in training.")
+@click.option("--activation", type=click.Choice(["tanh", "relu"]), help="rnn cell: tanh, or relu (IRNN).")
+@click.option("--residual/--no-residual", default=None, help="Skip connections between stacked layers.")
+@click.option("--pool", type=click.Choice(["mean", "last", "max"]), help="classifier: how a sequence becomes a vector.")
+@click.option("--margin", type=float, help="siamese: triplet-loss margin alpha [0.25].")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]))
+@click.option("--lr", type=float, help="Learning rate.")
+@click.option("--lr-decay", type=click.FloatRange(0), help="lr / (1 + decay * epoch).")
+@click.option("--weight-decay", type=click.FloatRange(0), help="L2 weight decay.")
+@click.option("--clip-norm", type=click.FloatRange(0), help="Clip the global gradient norm (0: off) [5].")
+@click.option("--clip-value", type=click.FloatRange(0), help="Clip every gradient entry to +-V.")
+@click.option("--epochs", type=click.IntRange(1))
+@click.option("--patience", type=click.IntRange(0), help="Stop after N epochs without a better dev score (0: never).")
+@click.option("--batch-size", type=click.IntRange(1))
+@click.option("--max-time", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
+@click.option("--seed", type=int)
+@click.option("--min-count", type=click.IntRange(1), help="Vocabulary: keep words seen at least N times.")
+@click.option("--max-size", type=click.IntRange(1), help="Vocabulary: at most N words.")
+@click.option("--lowercase/--no-lowercase", default=None, help="Vocabulary: look words up in lower case.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint DIR.ckpt of an interrupted run.")
+@skip_invalid_option
+@click.pass_obj
+def train(settings, task, train_file, dev, output, vocab_file, fmt, config_file, resume, skip_invalid, **options):
+    """Train a tagger, classifier or Siamese model and save it to a model directory.
+
+    Reads raw records (building the vocabulary itself) or the id'd stream of
+    seqtool vocab | seqtool pad (give the --vocab it used). Progress and one
+    line per epoch go to stderr; a one-line JSON summary goes to stdout.
+    Ctrl-C saves a checkpoint (continue with --resume) and exits 130.
+
+    \b
+    seqtool train --task tagger --train train.jsonl --dev dev.jsonl -o models/ner
+    seqtool vocab -o v.json < train.jsonl | seqtool pad | seqtool train --vocab v.json -o m
+    """
+    from seqtool.train import run_train
+
+    config = _read_config(config_file)
+    given = {k: v for k, v in options.items() if v is not None}
+    merged = {**config, **given}
+    task = task or merged.pop("task", None) or "tagger"
+    for key in ("train", "dev", "output", "vocab", "format"):
+        merged.pop(key, None)
+    summary, report = run_train(train_file, output=output, task=task, dev=dev, vocab=vocab_file, format=fmt,
+                                resume=resume, threads=settings.threads, skip_invalid=skip_invalid,
+                                progress=False if settings.quiet else None, **merged)
+    _print_json(summary)
+    _finish(settings, report)
+
+
+@cli.command()
+@model_option
+@input_argument
+@format_option
+@click.option("--output-format", type=click.Choice(["jsonl", "conll"]), default="jsonl", show_default=True,
+              help="conll: token gold predicted per line, for conlleval-style tools.")
+@batch_option
+@skip_invalid_option
+@click.pass_obj
+def tag(settings, model, input, fmt, output_format, batch_size, skip_invalid):
+    """Add a model's predictions to every record: tags and entities, or label and probs.
+
+    Records stream through in order, batch by batch. A gold tags or label in
+    the input is kept as gold_tags or gold_label (seqtool eval --pred scores it).
+
+    \b
+    seqtool tag -m models/ner < new.jsonl > tagged.jsonl
+    """
+    from seqtool.tag import run_tag
+
+    _finish(settings, run_tag(model, input, _stdout(), format=fmt, output_format=output_format,
+                              batch_size=batch_size, threads=settings.threads, skip_invalid=skip_invalid,
+                              progress=False if settings.quiet else None))
+
+
+@cli.command(name="eval")
+@click.option("-m", "--model", metavar="DIR", help="Tag INPUT with this model and score it.")
+@click.option("--pred", is_flag=True, help="INPUT is already tagged (seqtool tag or dedupe output): score it.")
+@input_argument
+@format_option
+@click.option("--threshold", type=float, help="siamese: the similarity threshold [the model's].")
+@batch_option
+@skip_invalid_option
+@click.pass_obj
+def evaluate(settings, model, pred, input, fmt, threshold, batch_size, skip_invalid):
+    """Score a model on labelled records: the table on stderr, JSON on stdout.
+
+    Taggers: token accuracy and conlleval's entity precision/recall/F1, overall
+    and per type. Classifiers: accuracy, per-class P/R/F1, confusion matrix.
+    Siamese: accuracy, precision, recall, F1 at the threshold, ROC AUC.
+
+    \b
+    seqtool eval -m models/ner dev.jsonl
+    seqtool tag -m models/ner dev.jsonl | seqtool eval --pred
+    """
+    from seqtool.score import run_eval
+
+    result, report = run_eval(input, model=model, pred=pred, format=fmt, batch_size=batch_size,
+                              threshold=threshold, threads=settings.threads, skip_invalid=skip_invalid)
+    _print_json(result)
+    _finish(settings, report)
+
+
+@cli.command()
+@model_option
+@input_argument
+@format_option
+@click.option("--group", is_flag=True, help="Find duplicates within the stream of single texts.")
+@click.option("--top-k", type=click.IntRange(1), help="List each record's K nearest neighbours instead.")
+@click.option("--threshold", type=float, help="Similarity threshold tau [the model's, chosen on dev].")
+@batch_option
+@skip_invalid_option
+@click.pass_obj
+def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, skip_invalid):
+    """Duplicate detection with a Siamese model.
+
+    Pairs (records with q1, q2): adds similarity and is_duplicate. With
+    --group (records with text): adds group, duplicate_of and score, searching
+    all pairs block by block in bounded memory.
+
+    \b
+    seqtool dedupe -m models/quora < pairs.jsonl
+    seqtool dedupe -m models/quora --group < questions.jsonl
+    """
+    from seqtool.dedupe import run_dedupe
+
+    _finish(settings, run_dedupe(model, input, _stdout(), group=group, top_k=top_k, threshold=threshold,
+                                 format=fmt, batch_size=batch_size, threads=settings.threads,
+                                 skip_invalid=skip_invalid, progress=False if settings.quiet else None))
 
 
 def main():

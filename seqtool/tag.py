@@ -1,0 +1,112 @@
+"""The ``tag`` stage: a trained tagger or classifier over a stream of records.
+
+Records are read, predicted and written a chunk at a time (``batch_size``
+records), so memory stays flat however long the input is and the output
+order is the input order. Every key of the input passes through; the
+prediction replaces ``tags`` / ``label`` and a gold value that was there is
+kept as ``gold_tags`` / ``gold_label`` (what ``seqtool eval --pred`` reads).
+"""
+import itertools
+import sys
+from typing import BinaryIO
+
+import numpy as np
+
+from seqtool import modelio
+from seqtool.dataset import Ragged
+from seqtool.errors import UsageError
+from seqtool.evaluate import TaskData, predict_labels, predict_tags
+from seqtool.jsonl import STDIN, dumps
+from seqtool.metrics import spans
+from seqtool.readers import Source
+from seqtool.stages import Report
+from seqtool.tasks import build_model, set_weights
+from seqtool.vocab import Vocab, prepare
+
+INTERNAL_KEYS = ("ids", "tag_ids", "label_id", "q1_ids", "q2_ids")
+
+
+class LoadedModel:
+    """A model directory read back: config, vocabulary and the network with its weights."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.config, weights, vocab, self.metrics = modelio.load_model(path)
+        self.vocab = Vocab.from_dict(vocab, path)
+        self.task = self.config["task"]
+        self.model = build_model(self.config, self.config["n_vocab"], self.config["n_out"], seed=0)
+        set_weights(self.model, weights)
+
+    def encode(self, record: dict) -> dict:
+        """Tokenize and add word ids; gold tags/labels are kept aside, never encoded (they may be unknown)."""
+        rec = prepare(record)
+        gold_tags, gold_label = rec.pop("tags", None), rec.pop("label", None)
+        self.vocab.add_ids(rec)
+        if gold_tags is not None:
+            rec["gold_tags"] = gold_tags
+        if gold_label is not None:
+            rec["gold_label"] = gold_label
+        return rec
+
+
+def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, format: str | None = None,
+            output_format: str = "jsonl", batch_size: int = 256, threads: int | None = None,
+            skip_invalid: bool = False, progress: bool | None = None) -> Report:
+    """Write every record of ``input`` with the model's predictions added."""
+    from seqtool.runtime import configure
+
+    configure(threads)
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    loaded = LoadedModel(model)
+    if loaded.task not in ("tagger", "classifier"):
+        raise UsageError(f"{model} is a {loaded.task} model: use seqtool dedupe", model)
+    if output_format == "conll" and loaded.task != "tagger":
+        raise UsageError("--output-format conll is for taggers")
+    out = out or sys.stdout.buffer
+    src = Source(input, format, skip_invalid=skip_invalid)
+    records = src.map(loaded.encode)
+    n = tokens = 0
+    write = out.write
+    while True:
+        chunk = list(itertools.islice(records, batch_size))
+        if not chunk:
+            break
+        for rec in _predict_chunk(loaded, chunk):
+            if output_format == "conll":
+                write(_conll_lines(rec).encode())
+            else:
+                write((dumps(rec) + "\n").encode())
+        n += len(chunk)
+        tokens += sum(len(r["tokens"]) for r in chunk)
+    out.flush()
+    return Report(f"{n} records, {tokens} tokens tagged", [w for w in [src.reject.warning()] if w])
+
+
+def _predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
+    data = TaskData(loaded.task, Ragged([r["ids"] for r in chunk]).finish())
+    if loaded.task == "tagger":
+        names = loaded.vocab.tags.names
+        for rec, (pred, prob) in zip(chunk, predict_tags(loaded.model, data, len(chunk))):
+            _strip(rec)
+            rec["tags"] = [names[t] for t in pred]
+            rec["entities"] = [{"type": typ, "start": s, "end": e, "text": " ".join(rec["tokens"][s:e]),
+                                "score": round(float(np.mean(prob[s:e])), 4)} for typ, s, e in spans(rec["tags"])]
+        return chunk
+    labels = loaded.vocab.labels.names
+    for rec, probs in zip(chunk, predict_labels(loaded.model, data, len(chunk))):
+        _strip(rec)
+        rec["label"] = labels[int(np.argmax(probs))]
+        rec["probs"] = {str(lab): round(float(p), 4) for lab, p in zip(labels, probs)}
+    return chunk
+
+
+def _strip(rec: dict) -> None:
+    for key in INTERNAL_KEYS:
+        rec.pop(key, None)
+
+
+def _conll_lines(rec: dict) -> str:
+    """token gold predicted per line (gold ``O`` when unknown), a blank line after the sentence."""
+    gold = rec.get("gold_tags") or ["O"] * len(rec["tokens"])
+    return "".join(f"{t} {g} {p}\n" for t, g, p in zip(rec["tokens"], gold, rec["tags"])) + "\n"

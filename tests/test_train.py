@@ -1,0 +1,157 @@
+"""train / tag / eval end to end, on synthetic tasks that need what the models claim to have."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from seqtool import modelio
+from seqtool.score import run_eval
+from seqtool.tag import run_tag
+from seqtool.train import run_train
+
+WORDS = ["a", "b", "c", "d", "e", "f", "the"]
+
+
+def write_jsonl(path, records):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    return str(path)
+
+
+def context_tagging(n, seed):
+    """'d' is an entity (B-X) only right after 'the': a per-token classifier without context cannot learn it."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        toks = list(rng.choice(WORDS, size=rng.integers(3, 12)))
+        tags = ["B-X" if t == "d" and i > 0 and toks[i - 1] == "the" else "O" for i, t in enumerate(toks)]
+        out.append({"tokens": toks, "tags": tags})
+    return out
+
+
+def negation(n, seed):
+    """'not' flips the sentiment: no linear function of the mean embedding separates it."""
+    rng = np.random.default_rng(seed)
+    fill = ["i", "am", "really", "today", "so", "feel"]
+    out = []
+    for _ in range(n):
+        word = rng.choice(["happy", "glad", "sad", "awful"])
+        neg = rng.random() < 0.5
+        toks = list(rng.choice(fill, size=rng.integers(0, 4))) + (["not"] if neg else []) + [word] \
+            + list(rng.choice(fill, size=rng.integers(0, 3)))
+        positive = (word in ("happy", "glad")) != neg
+        out.append({"text": " ".join(toks), "label": "positive" if positive else "negative"})
+    return out
+
+
+def train(tmp_path, records, dev, name="m", **opts):
+    tr = write_jsonl(tmp_path / f"{name}_train.jsonl", records)
+    dv = write_jsonl(tmp_path / f"{name}_dev.jsonl", dev)
+    out = str(tmp_path / name)
+    summary, _ = run_train(tr, output=out, dev=dv, progress=False, threads=2, **opts)
+    return out, summary, dv
+
+
+def test_tagger_learns_a_rule_that_needs_context(tmp_path):
+    out, summary, dev = train(tmp_path, context_tagging(600, 0), context_tagging(200, 1), task="tagger",
+                              epochs=12, hidden=32, embed=16, dropout=0.0, word_dropout=0.0, lr=0.01)
+    assert summary["dev"]["f1"] > 0.97, summary
+    metrics, _ = run_eval(dev, model=out)
+    assert metrics["f1"] > 0.97 and metrics["accuracy"] > 0.99
+
+
+def test_classifier_learns_negation_that_a_bag_of_words_cannot(tmp_path):
+    train_set, dev_set = negation(800, 0), negation(300, 1)
+    _, rnn, _ = train(tmp_path, train_set, dev_set, "rnn", task="classifier", epochs=15, hidden=32, embed=16,
+                      dropout=0.0, word_dropout=0.0, lr=0.01, pool="last")
+    _, bow, _ = train(tmp_path, train_set, dev_set, "bow", task="classifier", cell="none", epochs=15, embed=16,
+                      dropout=0.0, word_dropout=0.0, lr=0.01)
+    assert rnn["dev"]["accuracy"] > 0.97, rnn
+    assert bow["dev"]["accuracy"] < 0.85, bow
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    data, dev = context_tagging(200, 0), context_tagging(50, 1)
+    a, _, _ = train(tmp_path, data, dev, "a", task="tagger", epochs=2, hidden=16, embed=8, seed=7)
+    b, _, _ = train(tmp_path, data, dev, "b", task="tagger", epochs=2, hidden=16, embed=8, seed=7)
+    wa, wb = modelio.load_model(a)[1], modelio.load_model(b)[1]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert np.array_equal(wa[k], wb[k]), k
+
+
+def test_tag_then_eval_pred_equals_eval_with_model(tmp_path):
+    out, _, dev = train(tmp_path, context_tagging(300, 0), context_tagging(80, 1), task="tagger", epochs=3,
+                        hidden=16, embed=8)
+    tagged = tmp_path / "tagged.jsonl"
+    with open(tagged, "wb") as f:
+        run_tag(out, dev, f)
+    rows = [json.loads(line) for line in open(tagged)]
+    assert len(rows) == 80 and all(len(r["tags"]) == len(r["tokens"]) == len(r["gold_tags"]) for r in rows)
+    for r in rows:
+        for e in r["entities"]:
+            assert r["tags"][e["start"]] in ("B-X", "I-X") and 0 < e["score"] <= 1
+    direct, _ = run_eval(dev, model=out)
+    piped, _ = run_eval(str(tagged), pred=True)
+    assert direct["f1"] == piped["f1"] and direct["accuracy"] == piped["accuracy"]
+
+
+def test_tag_keeps_extra_keys_and_order(tmp_path):
+    out, _, _ = train(tmp_path, negation(200, 0), negation(50, 1), task="classifier", epochs=1, hidden=8,
+                      embed=8)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in
+                                               enumerate(["i am happy", "not glad", "so sad today"] * 5)])
+    dst = tmp_path / "out.jsonl"
+    with open(dst, "wb") as f:
+        run_tag(out, src, f, batch_size=4)
+    rows = [json.loads(line) for line in open(dst)]
+    assert [r["id"] for r in rows] == list(range(15))
+    assert all(r["label"] in ("positive", "negative") and abs(sum(r["probs"].values()) - 1) < 1e-3 for r in rows)
+
+
+KILL_SCRIPT = """
+import sys
+from seqtool.train import run_train
+run_train(sys.argv[1], output=sys.argv[2], task="tagger", epochs=10000, hidden=16, embed=8, progress=False,
+          patience=0)
+"""
+
+
+def test_kill_9_during_train_leaves_the_previous_model_loadable(tmp_path):
+    out, _, _ = train(tmp_path, context_tagging(100, 0), context_tagging(20, 1), task="tagger", epochs=1,
+                      hidden=16, embed=8)
+    before = modelio.load_model(out)[1]
+    src = write_jsonl(tmp_path / "big.jsonl", context_tagging(300, 2))
+    for delay in (0.5, 2.0, 4.0):
+        p = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, src, out])
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        config, weights, _, _ = modelio.load_model(out)
+        assert config["task"] == "tagger" and weights.keys() == before.keys()
+
+
+def test_interrupt_saves_a_checkpoint_and_resume_continues(tmp_path):
+    src = write_jsonl(tmp_path / "d.jsonl", context_tagging(300, 0))
+    out = str(tmp_path / "m")
+    p = subprocess.Popen([sys.executable, "-m", "seqtool", "train", "--task", "tagger", "--train", src, "-o", out,
+                          "--epochs", "10000", "--hidden", "16", "--embed", "8", "--patience", "0"],
+                         stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.time() + 120
+    while not os.path.isdir(out + ".ckpt") and time.time() < deadline:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err.decode()
+    assert b"Traceback" not in err and b"--resume" in err
+    state = modelio.load_checkpoint(out + ".ckpt")
+    done = state["epoch"]
+    summary, _ = run_train(src, output=out, task="tagger", epochs=done + 1, hidden=16, embed=8, resume=True,
+                           progress=False, patience=0)
+    assert summary["epochs"] == 1 and os.path.isdir(out) and not os.path.exists(out + ".ckpt")
