@@ -32,8 +32,13 @@ class Context:
 
     @cached_property
     def rev(self) -> np.ndarray:
-        """(N,) involution reversing every sequence within its length."""
-        return self.packing.reverse_index()
+        """(N,) involution reversing every sequence within its length (Packing.reverse_index, vectorised)."""
+        p = self.packing
+        valid = p.rows >= 0                                       # (B, T)
+        t_rev = np.where(valid, p.lengths[:, None] - 1 - np.arange(p.steps), 0)
+        rev = np.empty(p.n_rows, dtype=np.int64)
+        rev[p.rows[valid]] = np.take_along_axis(p.rows, t_rev, axis=1)[valid]   # (b, t) -> (b, L_b-1-t)
+        return rev
 
     @cached_property
     def last_rows(self) -> np.ndarray:
@@ -330,7 +335,7 @@ def Stack(cell: str, d_in: int, hidden: int, depth: int = 1, bidirectional: bool
             layers.append(Dropout(dropout))
         rec = Recurrent(cell, n_in, hidden, bidirectional, activation, dtype, rng)
         layers.append(Residual(rec) if residual and n_in == width else rec)
-    return Serial(*layers, name=f"{layers[-1]!r}x{depth}" if depth > 1 else None)
+    return Serial(*layers, name=f"{rec!r}x{depth}")
 
 
 # ---------------------------------------------------------------- sequence -> vector

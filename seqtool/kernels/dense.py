@@ -8,21 +8,24 @@ rows[b, t] = packed row of (input sequence b, step t), -1 past its length, and
 Dense layers use numpy's matmul (BLAS beats a hand-written kernel at every
 size we train at), so there is no dense kernel here.
 
-Parallel axis is stated per loop; the owner of each write is named. dtypes
-follow the arrays (float32 training, float64 gradient checks).
+These kernels are serial: a batch has a few hundred rows of a few hundred
+features, microseconds of work, less than waking a thread pool costs (and far
+less when the cores are shared). Each loop still names the owner of its
+writes, so a loop can become a ``prange`` where bigger batches make it pay.
+dtypes follow the arrays (float32 training, float64 gradient checks).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 # ---------------------------------------------------------------- embedding
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def embedding_forward(table, ids):
     # table (V, d), ids (N,) int -> out (N, d)
     N, d = ids.shape[0], table.shape[1]
     out = np.empty((N, d), dtype=table.dtype)
-    for n in prange(N):  # parallel over rows; iteration n owns out[n]
+    for n in range(N):  # iteration n owns out[n]
         out[n, :] = table[ids[n], :]
     return out
 
@@ -42,37 +45,37 @@ def embedding_backward(dtable, ids, dout, skip_id):
 
 # ---------------------------------------------------------------- pooling
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def mean_pool_forward(x, rows, lengths):
     # x (N, d) packed, rows (B, T), lengths (B,) -> y (B, d) mean over real steps
     B, d = lengths.shape[0], x.shape[1]
     y = np.zeros((B, d), dtype=x.dtype)
-    for b in prange(B):  # parallel over sequences; iteration b owns y[b]
+    for b in range(B):  # iteration b owns y[b]
         for t in range(lengths[b]):
             y[b, :] += x[rows[b, t], :]
         y[b, :] /= lengths[b]
     return y
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def mean_pool_backward(dy, rows, lengths, n_rows):
     # dy (B, d) -> dx (N, d); every packed row belongs to exactly one (b, t)
     B, d = dy.shape
     dx = np.empty((n_rows, d), dtype=dy.dtype)
-    for b in prange(B):  # parallel over sequences; iteration b owns dx[rows[b, :L_b]]
+    for b in range(B):  # iteration b owns dx[rows[b, :L_b]]
         scale = 1.0 / lengths[b]
         for t in range(lengths[b]):
             dx[rows[b, t], :] = dy[b, :] * scale  # forward: y[b] = sum_t x[rows[b, t]] / L_b
     return dx
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def max_pool_forward(x, rows, lengths):
     # x (N, d) -> y (B, d) max over real steps, argmax (B, d) packed row of the max
     B, d = lengths.shape[0], x.shape[1]
     y = np.empty((B, d), dtype=x.dtype)
     arg = np.empty((B, d), dtype=np.int64)
-    for b in prange(B):  # parallel over sequences; iteration b owns y[b], arg[b]
+    for b in range(B):  # iteration b owns y[b], arg[b]
         r0 = rows[b, 0]
         for j in range(d):
             y[b, j] = x[r0, j]
@@ -86,37 +89,37 @@ def max_pool_forward(x, rows, lengths):
     return y, arg
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def max_pool_backward(dy, arg, n_rows):
     # dy (B, d), arg (B, d) -> dx (N, d), zero except at each argmax
     B, d = dy.shape
     dx = np.zeros((n_rows, d), dtype=dy.dtype)
-    for b in prange(B):  # iteration b owns the rows of sequence b (arg[b] is among them)
+    for b in range(B):  # iteration b owns the rows of sequence b (arg[b] is among them)
         for j in range(d):
             dx[arg[b, j], j] += dy[b, j]  # forward: y[b, j] = x[arg[b, j], j]
     return dx
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def last_pool_forward(x, last, first, split):
     # x (N, d), last (B,) / first (B,) packed rows -> y (B, d):
     # columns [:split] from the last real token, [split:] from the first
     # (a bidirectional layer's backward stream ends at the first token).
     B, d = last.shape[0], x.shape[1]
     y = np.empty((B, d), dtype=x.dtype)
-    for b in prange(B):  # iteration b owns y[b]
+    for b in range(B):  # iteration b owns y[b]
         y[b, :split] = x[last[b], :split]
         y[b, split:] = x[first[b], split:]
     return y
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def last_pool_backward(dy, last, first, split, n_rows):
     # dy (B, d) -> dx (N, d); sequence b owns its rows, and when L_b = 1
     # (last == first) the two writes touch disjoint column ranges.
     B, d = dy.shape
     dx = np.zeros((n_rows, d), dtype=dy.dtype)
-    for b in prange(B):
+    for b in range(B):
         dx[last[b], :split] = dy[b, :split]   # forward: y[b, :split] = x[last[b], :split]
         dx[first[b], split:] = dy[b, split:]  # forward: y[b, split:] = x[first[b], split:]
     return dx

@@ -5,19 +5,19 @@ Every loss returns ``(loss, dinput)`` where dinput is the gradient of the
 returned scalar, so the caller passes it straight to the model's backward.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 # ---------------------------------------------------------------- softmax cross-entropy
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _xent_rows(logits, targets, weights, scale):
     # logits (N, K), targets (N,) int, weights (N,) -> per-row loss (N,) float64,
     # dlogits (N, K) = scale * w_n * (softmax_n - onehot(y_n))
     N, K = logits.shape
     losses = np.empty(N, dtype=np.float64)
     dlogits = np.empty_like(logits)
-    for n in prange(N):  # parallel over rows; iteration n owns losses[n], dlogits[n]
+    for n in range(N):  # serial (N*K is tiny); iteration n owns losses[n], dlogits[n]
         m = logits[n, 0]
         for k in range(1, K):
             m = max(m, logits[n, k])
@@ -89,14 +89,14 @@ def cosine_matrix(v1: np.ndarray, v2: np.ndarray, eps: float = 1e-12) -> np.ndar
 
 # ---------------------------------------------------------------- triplet loss, hard negatives
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _triplet_rows(s, margin, scale):
     # s (B, B) similarities, positives on the diagonal -> losses (B,), ds (B, B)
     B = s.shape[0]
     losses = np.empty(B, dtype=np.float64)
     ds = np.zeros_like(s)
     inv = 1.0 / (B - 1)
-    for i in prange(B):  # parallel over anchors; iteration i owns losses[i], ds[i]
+    for i in range(B):  # serial (B is a batch); iteration i owns losses[i], ds[i]
         pos = s[i, i]
         mean_neg = 0.0
         closest = -np.inf
