@@ -67,12 +67,11 @@ def decode_line(raw: bytes) -> str:
 
 def parse_record(raw: bytes) -> dict:
     """One raw JSONL line -> its JSON object; DataError if it is not one."""
-    text = decode_line(raw)
+    text = decode_line(raw.rstrip(b"\r\n"))  # without the line end, errors point into the line
     try:
         record = _decode(text)
     except ValueError as e:
-        column = min(e.pos, len(text.rstrip())) + 1  # not past the end of the line
-        raise DataError(f"not valid JSON: {e.msg} (column {column})") from None
+        raise DataError(f"not valid JSON: {e.msg.removesuffix(' at')} at column {e.colno}") from None
     if type(record) is not dict:
         raise DataError(f"expected a JSON object, found {_KINDS.get(type(record), 'a value')}")
     return record

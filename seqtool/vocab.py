@@ -13,7 +13,7 @@ by count (highest first) and then by text; tags have ``O`` first (when seen)
 and then the rest sorted; labels are sorted (numbers before strings).
 """
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Iterable, Iterator
@@ -193,10 +193,11 @@ def _ranked(counts: Counter, min_count: int, max_size: int | None) -> Table:
 
     ``<UNK>`` counts the occurrences of the names left out.
     """
-    kept = sorted(((n, c) for n, c in counts.items() if c >= min_count and n not in (PAD, UNK)),
-                  key=lambda nc: (-nc[1], nc[0]))[:max_size]
-    unknown = sum(counts.values()) - sum(c for _, c in kept)
-    return Table([PAD, UNK] + [n for n, _ in kept], [0, unknown] + [c for _, c in kept])
+    kept = sorted(n for n, c in counts.items() if c >= min_count and n not in (PAD, UNK))
+    kept.sort(key=counts.__getitem__, reverse=True)  # stable: equal counts stay in text order
+    kept = kept[:max_size]
+    freq = [counts[n] for n in kept]
+    return Table([PAD, UNK] + kept, [0, sum(counts.values()) - sum(freq)] + freq)
 
 
 class Counts:
@@ -230,10 +231,15 @@ class Counts:
             words = Counter()
             for token, count in self.tokens.items():
                 words[token.lower()] += count
-        chars = Counter()
+        # Characters: tokens seen equally often are counted together as one string (Counter
+        # counts in C), instead of a Python step per character of every distinct token.
+        by_count = defaultdict(list)
         for token, count in self.tokens.items():
-            for char in token:
-                chars[char] += count
+            by_count[count].append(token)
+        chars = Counter()
+        for count, tokens in by_count.items():
+            for char, n in Counter("".join(tokens)).items():
+                chars[char] += n * count
         tags = sorted(self.tags, key=lambda t: (t != "O", t))
         labels = sorted(self.labels, key=lambda lab: (isinstance(lab, str), lab))
         return Vocab(words=_ranked(words, min_count, max_size),

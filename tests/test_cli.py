@@ -58,7 +58,7 @@ def test_unknown_tag_names_the_tag_and_the_line(vocab_file):
 
 
 @pytest.mark.parametrize("data, message", [
-    (b'{"tokens": ["a"]}\n{"tokens": ["a"\n', "<stdin>:2: not valid JSON: Expecting ',' delimiter (column 16)"),
+    (b'{"tokens": ["a"]}\n{"tokens": ["a"\n', "<stdin>:2: not valid JSON: Expecting ',' delimiter at column 16"),
     (b'{"tokens": ["a"]}\n["a"]\n', "<stdin>:2: expected a JSON object, found an array"),
     (b'{"tokens": ["a", "b"], "tags": ["O"]}\n', '<stdin>:1: "tags" has 1 items but "tokens" has 2'),
     (b'{"tokens": ["a"]}\n{"text": "caf\xe9"}\n', "<stdin>:2: not UTF-8 (byte 0xe9 at column 14)"),
@@ -102,7 +102,7 @@ def test_skip_invalid_reports_the_count_even_with_q(tmp_path):
     assert result.exit_code == 0
     assert [r["tokens"] for r in lines(result.stdout)] == [["a"], ["b"]]
     assert result.stderr == ("seqtool vocab: skipped 2 invalid records (first: <stdin>:2: "
-                             "not valid JSON: Expecting value (column 1))\n")
+                             "not valid JSON: Expecting value at column 1)\n")
 
 
 def test_conll_and_text_inputs(tmp_path, sample_data):

@@ -28,8 +28,10 @@ def test_a_utf8_byte_order_mark_is_ignored():
 
 
 @pytest.mark.parametrize("line, message", [
-    (b'{"a": 1', "not valid JSON: Expecting ',' delimiter (column 8)"),
-    (b'{"a": 1}}', "not valid JSON: Extra data (column 9)"),
+    (b'{"a": 1', "not valid JSON: Expecting ',' delimiter at column 8"),
+    (b'{"a": 1}}', "not valid JSON: Extra data at column 9"),
+    (b'{"a', "not valid JSON: Unterminated string starting at column 2"),
+    (b'{"a": "\t"}', "not valid JSON: Invalid control character at column 8"),
     (b"[1, 2]", "expected a JSON object, found an array"),
     (b'"text"', "expected a JSON object, found a string"),
     (b"3", "expected a JSON object, found a number"),
@@ -47,7 +49,7 @@ def test_skip_invalid_counts_and_keeps_the_first_error():
     assert records == [(1, {"a": 1}), (4, {"b": 2})]
     assert reject.count == 2
     assert reject.warning() == ("skipped 2 invalid records "
-                                "(first: in.jsonl:2: not valid JSON: Expecting value (column 1))")
+                                "(first: in.jsonl:2: not valid JSON: Expecting value at column 1)")
 
 
 def test_no_warning_when_nothing_was_skipped():
