@@ -123,10 +123,18 @@ class Source:
         if fmt is not None and fmt not in FORMATS:
             raise UsageError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
         self.path = path
-        self.name = source_name(path)
         self.fmt = fmt or guess_format(path)
-        self.reject = InvalidRecords(self.name, skip_invalid)
+        self.reject = InvalidRecords(source_name(path), skip_invalid)
         self._columns = (token_column, tag_column)
+
+    @property
+    def name(self) -> str:
+        """The input's name in messages; settable (e.g. ``<stdin>`` for a saved copy of stdin)."""
+        return self.reject.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.reject.name = value
 
     def __iter__(self) -> Iterator[tuple[int, dict]]:
         with open_input(self.path) as stream:

@@ -105,6 +105,15 @@ def test_the_format_option_wins_over_the_extension(tmp_path):
         Source(str(path), fmt="csv")
 
 
+def test_the_name_in_messages_can_be_changed(tmp_path):
+    path = tmp_path / "copy.jsonl"
+    path.write_text("[]\n")
+    src = Source(str(path))
+    src.name = "<stdin>"
+    with pytest.raises(DataError, match="^<stdin>:1: expected a JSON object, found an array$"):
+        list(src)
+
+
 def test_map_locates_errors_of_the_function(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_text('{"n": 1}\n\n{"n": -1}\n')
