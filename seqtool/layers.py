@@ -140,6 +140,9 @@ class Embedding(Layer):
 
     def forward(self, ids, ctx, train):
         ids = np.ascontiguousarray(ids, dtype=np.int64)
+        V = self.params["E"].shape[0]
+        if len(ids) and (ids.min() < 0 or ids.max() >= V):   # the kernel does not bounds-check
+            raise ValueError(f"ids must lie in [0, {V}), got [{ids.min()}, {ids.max()}]")
         y = kd.embedding_forward(self.params["E"], ids)   # (N, d)
 
         def backward(dy):
@@ -380,12 +383,14 @@ class L2Normalize(Layer):
         self.eps = eps
 
     def forward(self, x, ctx, train):
-        norm = np.maximum(np.sqrt((x * x).sum(axis=1, keepdims=True)), self.eps)   # 1: (B, 1)
-        y = x / norm                                                                # 2
+        raw = np.sqrt((x * x).sum(axis=1, keepdims=True))     # 1: |x| (B, 1)
+        norm = np.maximum(raw, self.eps)                     # 2: clamped
+        y = x / norm                                         # 3
 
         def backward(dy):
-            # back 2+1: dx = (dy - y (y . dy)) / |x|
-            return (dy - y * (y * dy).sum(axis=1, keepdims=True)) / norm
+            # back 3+1: dx = (dy - y (y . dy)) / |x|; a clamped row is just x / eps: dx = dy / eps
+            proj = np.where(raw >= self.eps, (y * dy).sum(axis=1, keepdims=True), 0.0)
+            return (dy - y * proj) / norm
         return y, backward
 
 

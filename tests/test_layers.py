@@ -120,6 +120,20 @@ def test_l2normalize_gradients_and_torch_parity():
                                atol=1e-12)
 
 
+def test_l2normalize_zero_row_and_tiny_row():
+    x = np.array([[0.0, 0.0], [3e-13, 4e-13], [3.0, 4.0]])
+    y, backward = L2Normalize()(x, None)
+    np.testing.assert_allclose(y, [[0, 0], [0.3, 0.4], [0.6, 0.8]])
+    dx = backward(np.ones_like(x))
+    np.testing.assert_allclose(dx[:2], 1e12)                 # clamped rows: y = x / eps
+    assert np.isfinite(dx).all()
+
+
+def test_embedding_rejects_out_of_range_ids():
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 5\)"):
+        Embedding(5, 2)(np.array([1, 5]), None)
+
+
 def test_residual_and_serial_gradients():
     model = Serial(Dense(4, 4), Residual(Serial(Dense(4, 4), Dense(4, 4))), Dense(4, 2)).astype(np.float64)
     _assert_grads(model, _x(7, 4), _ctx_factory())
