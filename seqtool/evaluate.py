@@ -13,7 +13,7 @@ import numpy as np
 from seqtool.dataset import Batch, Ragged, length_bucketed_order, make_batch
 from seqtool.errors import DataError
 from seqtool.layers import Layer
-from seqtool.metrics import ClassifierScorer, EntityScorer, PairScorer, best_threshold
+from seqtool.metrics import ClassifierScorer, EntityScorer, PairScorer
 from seqtool.tasks import encode, predict_logprobs
 
 

@@ -16,7 +16,6 @@ import time
 import numpy as np
 
 from seqtool import modelio
-from seqtool.dataset import Ragged, length_bucketed_order, make_batch
 from seqtool.errors import DataError, SeqtoolError, UsageError, EXIT_INTERRUPTED
 from seqtool.evaluate import TaskData, collect, dev_score
 from seqtool.fit import TRAIN_DEFAULTS, fit, make_optimizer, restore, word_dropout

@@ -7,7 +7,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from seqtool import modelio
 from seqtool.score import run_eval
