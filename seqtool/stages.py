@@ -27,12 +27,11 @@ class Report:
 
 def _progress(records: Iterable, enabled: bool | None, desc: str) -> Iterable:
     """``records`` with a tqdm bar on stderr: when ``enabled``, or (None) when stderr is a terminal."""
-    if enabled is False:
-        return records
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return records  # without importing tqdm (40 ms) in the usual piped case
     from tqdm import tqdm
 
-    return tqdm(records, desc=desc, unit=" records", disable=None if enabled is None else False,
-                file=sys.stderr, leave=False)
+    return tqdm(records, desc=desc, unit=" records", file=sys.stderr, leave=False)
 
 
 def _warnings(src: Source, *more: str | None) -> list[str]:
