@@ -77,6 +77,8 @@ def _finish(settings: Settings, report) -> None:
 
 
 input_argument = click.argument("input", default="-", metavar="[INPUT]")
+format_option = click.option("--format", "fmt", type=click.Choice(FORMATS),
+                             help="Input format [default: from the extension; jsonl for stdin].")
 skip_invalid_option = click.option(
     "--skip-invalid", is_flag=True,
     help="Skip records that break the contract (their count goes to stderr) instead of stopping.")
@@ -86,8 +88,7 @@ skip_invalid_option = click.option(
 @input_argument
 @click.option("-o", "--output", metavar="FILE", help="Build a vocabulary and save it to FILE (vocab.json).")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="Apply the vocabulary saved in FILE instead (streams).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Input format [default: from the extension; jsonl for stdin].")
+@format_option
 @click.option("--token-column", type=int, default=1, show_default=True,
               help="conll: column of the tokens, from 1 (negative: from the end).")
 @click.option("--tag-column", type=int, default=-1, show_default=True,
@@ -181,8 +182,6 @@ def _read_config(path: str | None) -> dict:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-format_option = click.option("--format", "fmt", type=click.Choice(FORMATS),
-                             help="Input format [default: from the extension; jsonl for stdin].")
 model_option = click.option("-m", "--model", required=True, metavar="DIR", help="A model directory (seqtool train -o).")
 batch_option = click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
                             help="Records per prediction batch (memory is flat in the input's length).")
