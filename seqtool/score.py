@@ -47,8 +47,6 @@ def run_eval(input: str = STDIN, *, model: str | None = None, pred: bool = False
         raise DataError("no records", src.name)
     result = scorer.result()
     table = format_entity_report(result) if task == "tagger" else format_classifier_report(result)
-    if task == "tagger":
-        result["accuracy"] = result["correct_tags"] / max(result["tokens"], 1)
     return {"task": task, "records": n, **result}, Report(table.rstrip("\n"),
                                                            [w for w in [src.reject.warning()] if w])
 

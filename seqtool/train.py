@@ -199,7 +199,8 @@ def _output_size(task: str, vocab: Vocab) -> int:
 def _resume_state(epoch, model, opt, rng, best, history) -> dict:
     best_epoch, best_score, best_weights = best
     return {"epoch": epoch, "weights": model.named_params(), "best_epoch": best_epoch,
-            "best_score": float(best_score), "best_weights": best_weights,
+            "best_score": float(best_score) if np.isfinite(best_score) else None,   # strict JSON: no -Infinity
+            "best_weights": best_weights,
             "opt": {"kind": type(opt).__name__, **_opt_state(opt)},
             "rng": rng.bit_generator.state, "history": [vars(r) for r in history]}
 
@@ -229,7 +230,8 @@ def _apply_resume(state, opt, rng):
         for dst, src in zip(opt.buf, state["opt"]["buf"]):
             dst[...] = src
     rng.bit_generator.state = state["rng"]
-    best = (state["best_epoch"], state["best_score"], state["best_weights"])
+    score = state["best_score"]
+    best = (state["best_epoch"], float("-inf") if score is None else score, state["best_weights"])
     return int(state["epoch"]), best
 
 
