@@ -137,6 +137,7 @@ class Embedding(Layer):
         self.pad_id = pad_id
         self.name = f"Embedding_{dim}"
         self._touched: list[np.ndarray] = []   # ids whose rows may hold gradient
+        self._rows: np.ndarray | None = None    # their unique rows, once asked for
 
     def forward(self, ids, ctx, train):
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -150,25 +151,24 @@ class Embedding(Layer):
             kd.embedding_backward(self.grads["E"], ids, np.ascontiguousarray(dy),
                                   -1 if self.pad_id is None else self.pad_id)
             self._touched.append(ids)
+            self._rows = None
             return None                                    # ids are not differentiable
         return y, backward
 
     def touched_rows(self, name):
-        if not self._touched:
-            return np.zeros(0, dtype=np.int64)
-        rows = np.unique(np.concatenate(self._touched))
-        if self.pad_id is not None:
-            rows = rows[rows != self.pad_id]
-        self._touched = [rows]
-        return rows
+        if self._rows is None:
+            rows = np.unique(np.concatenate(self._touched)) if self._touched else np.zeros(0, np.int64)
+            self._rows = rows[rows != self.pad_id] if self.pad_id is not None else rows
+            self._touched = [self._rows]
+        return self._rows
 
     def zero_grads(self):
         # only the touched rows can be non-zero: a full memset of a large table is wasted time
         self.grads["E"][self.touched_rows("E")] = 0.0
-        self._touched = []
+        self._touched, self._rows = [], None
 
     def astype(self, dtype):
-        self._touched = []
+        self._touched, self._rows = [], None
         return super().astype(dtype)
 
 

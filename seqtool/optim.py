@@ -22,37 +22,45 @@ from numba import njit, prange
 
 
 # ---------------------------------------------------------------- kernels
+# error_model "numpy": no ZeroDivisionError branch on each division, so the
+# element loops vectorise. Reductions may reassociate (a norm does not care).
+_UPDATE = dict(parallel=True, cache=True, error_model="numpy")
+_REDUCE = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
-@njit(parallel=True, cache=True)
-def _adam_dense(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2):
-    # p, g, m, v (n,) flat views; torch.optim.Adam's update (L2 weight decay into g)
-    step = lr / bc1
-    sq_bc2 = math.sqrt(bc2)
+# Scalars reach the kernels as one array ``c`` of the parameters' dtype, so a
+# float32 model is updated in float32 arithmetic throughout (as torch does)
+# and the loops vectorise instead of converting every element to float64.
+
+@njit(**_UPDATE)
+def _adam_dense(p, g, m, v, c):
+    # p, g, m, v (n,) flat views; c = [b1, 1-b1, b2, 1-b2, lr/bc1, sqrt(bc2), eps, wd]
+    # torch.optim.Adam's update, L2 weight decay added to the gradient
+    b1, c1, b2, c2, step, sq_bc2, eps, wd = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
     for k in prange(p.shape[0]):  # parallel over elements; iteration k owns p[k], m[k], v[k]
         gk = g[k] + wd * p[k]
-        m[k] = b1 * m[k] + (1.0 - b1) * gk
-        v[k] = b2 * v[k] + (1.0 - b2) * gk * gk
-        p[k] -= step * m[k] / (math.sqrt(v[k]) / sq_bc2 + eps)
+        m[k] = b1 * m[k] + c1 * gk                            # 1: first moment
+        v[k] = b2 * v[k] + c2 * gk * gk                       # 2: second moment
+        p[k] -= step * m[k] / (np.sqrt(v[k]) / sq_bc2 + eps)  # 3: bias-corrected step
 
 
-@njit(parallel=True, cache=True)
-def _adam_rows(p, g, m, v, rows, lr, b1, b2, eps, wd, bc1, bc2):
-    # p, g, m, v (V, d); rows (R,) unique -> the same update on those rows only
-    step = lr / bc1
-    sq_bc2 = math.sqrt(bc2)
-    for r in prange(rows.shape[0]):  # parallel over rows; rows are unique, so iteration r owns row rows[r]
+@njit(**_UPDATE)
+def _adam_rows(p, g, m, v, rows, c):
+    # p, g, m, v (V, d); rows (R,) unique -> _adam_dense's update on those rows only
+    b1, c1, b2, c2, step, sq_bc2, eps, wd = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    for r in prange(rows.shape[0]):  # rows are unique, so iteration r owns row rows[r]
         i = rows[r]
         for j in range(p.shape[1]):
             gk = g[i, j] + wd * p[i, j]
-            m[i, j] = b1 * m[i, j] + (1.0 - b1) * gk
-            v[i, j] = b2 * v[i, j] + (1.0 - b2) * gk * gk
-            p[i, j] -= step * m[i, j] / (math.sqrt(v[i, j]) / sq_bc2 + eps)
+            m[i, j] = b1 * m[i, j] + c1 * gk
+            v[i, j] = b2 * v[i, j] + c2 * gk * gk
+            p[i, j] -= step * m[i, j] / (np.sqrt(v[i, j]) / sq_bc2 + eps)
 
 
-@njit(parallel=True, cache=True)
-def _sgd_dense(p, g, buf, lr, mom, wd, nesterov):
-    # p, g, buf (n,) flat; torch.optim.SGD (dampening 0): buf = mom*buf + g, buf
-    # starting at zero (so the first step's buf is g, as torch's clone of g)
+@njit(**_UPDATE)
+def _sgd_dense(p, g, buf, c, nesterov):
+    # p, g, buf (n,) flat; c = [lr, momentum, wd]. torch.optim.SGD (dampening 0):
+    # buf = mom*buf + g, buf starting at zero (so the first buf is g, as torch's clone)
+    lr, mom, wd = c[0], c[1], c[2]
     for k in prange(p.shape[0]):  # iteration k owns p[k], buf[k]
         gk = g[k] + wd * p[k]
         if mom != 0.0:
@@ -61,8 +69,9 @@ def _sgd_dense(p, g, buf, lr, mom, wd, nesterov):
         p[k] -= lr * gk
 
 
-@njit(parallel=True, cache=True)
-def _sgd_rows(p, g, buf, rows, lr, mom, wd, nesterov):
+@njit(**_UPDATE)
+def _sgd_rows(p, g, buf, rows, c, nesterov):
+    lr, mom, wd = c[0], c[1], c[2]
     for r in prange(rows.shape[0]):  # rows unique: iteration r owns row rows[r]
         i = rows[r]
         for j in range(p.shape[1]):
@@ -73,7 +82,7 @@ def _sgd_rows(p, g, buf, rows, lr, mom, wd, nesterov):
             p[i, j] -= lr * gk
 
 
-@njit(cache=True)
+@njit(**_REDUCE)
 def _sumsq(g, scale):
     # sum((g * scale)^2) in float64; scale < 1 guards against overflow
     s = 0.0
@@ -83,7 +92,7 @@ def _sumsq(g, scale):
     return s
 
 
-@njit(cache=True)
+@njit(**_REDUCE)
 def _absmax(g):
     a = 0.0
     for k in range(g.shape[0]):
@@ -169,12 +178,13 @@ class SGD:
 
     def step(self, grads, rows=None) -> None:
         rows = _check(self.params, grads, rows)
+        consts = [self.lr, self.momentum, self.weight_decay]
         for p, g, b, r in zip(self.params, grads, self.buf, rows):
+            c = np.array(consts, dtype=p.dtype)
             if r is None:
-                _sgd_dense(_flat(p), _flat(g), _flat(b), self.lr, self.momentum,
-                           self.weight_decay, self.nesterov)
+                _sgd_dense(_flat(p), _flat(g), _flat(b), c, self.nesterov)
             else:
-                _sgd_rows(p, g, b, r, self.lr, self.momentum, self.weight_decay, self.nesterov)
+                _sgd_rows(p, g, b, r, c, self.nesterov)
 
 
 class Adam:
@@ -196,11 +206,12 @@ class Adam:
                 continue
             self.t[i] += 1
             bc1, bc2 = 1.0 - b1 ** self.t[i], 1.0 - b2 ** self.t[i]
+            c = np.array([b1, 1.0 - b1, b2, 1.0 - b2, self.lr / bc1, math.sqrt(bc2), self.eps,
+                          self.weight_decay], dtype=p.dtype)
             if r is None:
-                _adam_dense(_flat(p), _flat(g), _flat(m), _flat(v), self.lr, b1, b2, self.eps,
-                            self.weight_decay, bc1, bc2)
+                _adam_dense(_flat(p), _flat(g), _flat(m), _flat(v), c)
             else:
-                _adam_rows(p, g, m, v, r, self.lr, b1, b2, self.eps, self.weight_decay, bc1, bc2)
+                _adam_rows(p, g, m, v, r, c)
 
     def state(self) -> dict:
         """Moments and step counts, for checkpoints."""

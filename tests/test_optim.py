@@ -97,6 +97,20 @@ def test_adam_matches_torch(wd):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_adam_float32_matches_torch_float32():
+    torch = pytest.importorskip("torch")
+    params = _grads(seed=5, dtype=np.float32)
+    grad_seq = [_grads(seed=10 + k, dtype=np.float32) for k in range(6)]
+    ref = _torch_run(torch.optim.Adam, params, grad_seq, lr=0.01, weight_decay=0.01)
+    ours = [p.copy() for p in params]
+    opt = Adam(ours, lr=0.01, weight_decay=0.01)
+    for grads in grad_seq:
+        opt.step(grads)
+    for a, b in zip(ours, ref):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
 def test_sgd_matches_torch(momentum, nesterov):
     torch = pytest.importorskip("torch")
