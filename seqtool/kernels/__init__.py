@@ -21,6 +21,10 @@ recurrence:
     <cell>_backward(dh (S, N, H), xp, w_h, offsets, h, cache[, options])
         -> dxp (S, N, G*H), dw_h (S, H, G*H)
 
+Options: rnn takes one, ``relu`` (bool, positional): g = ReLU instead of
+tanh (the IRNN remedy); gru and lstm take none. Caches (K): rnn 0 (backward
+needs only h), gru 3 [r | u | c] (c the candidate), lstm 5 [i | f | g | o | c]
+(c the cell state): activated gates, per row.
 dxp is the gradient of the loss w.r.t. xp, so the caller finishes with
 dW_x = x^T dxp, db = sum(dxp), dx = dxp W_x^T (again large products).
 Gate order inside the G*H columns follows PyTorch where PyTorch has the cell:

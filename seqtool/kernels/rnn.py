@@ -1,0 +1,100 @@
+"""Vanilla RNN over packed sequences: forward and backward through time, side by side.
+
+Per step t, rows of the n_t running sequences (contract: kernels/__init__.py):
+
+    1  a   = xp_t + h_{t-1} W_h                (n_t, H)        (h_{-1} = 0)
+    2  h_t = g(a),  g = tanh, or ReLU when relu is True (the IRNN remedy;
+                    the identity initialisation of W_h is the layer's business)
+
+cache (S, N, 0): backward needs only h, since g'(a) = 1 - h^2 (tanh) or [h > 0] (ReLU).
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._math import (
+    JIT,
+    addmm_nt,
+    dtanh,
+    rank_chunks,
+    step_rows,
+    tanh,
+    transpose_each,
+    weight_grads,
+)
+
+
+@njit(**JIT)
+def rnn_forward(xp, w_h, offsets, relu):
+    """xp (S, N, H), w_h (S, H, H), offsets (T+1,), relu (bool) -> h (S, N, H), cache (S, N, 0)."""
+    xp, w_h = np.ascontiguousarray(xp), np.ascontiguousarray(w_h)  # no-op views for C arrays
+    S, N, H = xp.shape
+    h = np.empty((S, N, H), xp.dtype)
+    _forward_items(h, xp, transpose_each(w_h), offsets, rank_chunks(offsets, S), relu)
+    return h, np.empty((S, N, 0), xp.dtype)
+
+
+@njit(**JIT)
+def rnn_backward(dh, xp, w_h, offsets, h, cache, relu):
+    """dh (S, N, H) + forward's arrays -> dxp (S, N, H), dw_h (S, H, H)."""
+    w_h, h, cache = np.ascontiguousarray(w_h), np.ascontiguousarray(h), np.ascontiguousarray(cache)
+    dxp = np.empty(xp.shape, xp.dtype)  # d loss / d a, step 1's pre-activations
+    dh_all = dh.copy()  # (S, N, H): dh, plus the recurrent part once step t+1 is done
+    _backward_items(dxp, dh_all, h, w_h, offsets, rank_chunks(offsets, h.shape[0]), relu)
+    return dxp, weight_grads(h, dxp, offsets)  # 1: dW_h = sum_t h_{t-1}^T da_t
+
+
+@njit(parallel=True, **JIT)
+def _forward_items(h, xp, wt, offsets, bounds, relu):
+    """Parallel axis: (stream s, rank chunk k); an item writes only its ranks' rows of h[s]."""
+    C = len(bounds) - 1
+    for item in prange(xp.shape[0] * C):
+        s, k = item // C, item % C
+        _forward_chunk(h[s], xp[s], wt[s], offsets, bounds[k], bounds[k + 1], relu)
+
+
+@njit(parallel=True, **JIT)
+def _backward_items(dxp, dh, h, w_h, offsets, bounds, relu):
+    """Parallel axis: (stream s, rank chunk k); an item writes only its ranks' rows of dxp[s], dh[s]."""
+    C = len(bounds) - 1
+    for item in prange(dxp.shape[0] * C):
+        s, k = item // C, item % C
+        _backward_chunk(dxp[s], dh[s], h[s], w_h[s], offsets, bounds[k], bounds[k + 1], relu)
+
+
+@njit(**JIT)
+def _forward_chunk(h, xp, wt, offsets, r0, r1, relu):
+    """Serial time loop over ranks r0:r1 of one stream. h, xp (N, H), wt (H, H)."""
+    for t in range(len(offsets) - 1):
+        row, prev, n = step_rows(offsets, t, r0, r1)
+        if n <= 0:
+            break
+        if t == 0:  # h_{-1} = 0: a = xp
+            _activate(h[row:row + n], xp[row:row + n], relu)
+        else:
+            addmm_nt(h[row:row + n], xp[row:row + n], h[prev:prev + n], wt)  # 1, a written in h's rows
+            _activate(h[row:row + n], h[row:row + n], relu)  # 2
+
+
+@njit(**JIT)
+def _backward_chunk(dxp, dh, h, w_h, offsets, r0, r1, relu):
+    """Reverse time loop over ranks r0:r1. dxp (N, H); dh (N, H) gains step t's recurrent part."""
+    zero, one = h.dtype.type(0), h.dtype.type(1)
+    for t in range(len(offsets) - 2, -1, -1):
+        row, prev, n = step_rows(offsets, t, r0, r1)
+        if n <= 0:
+            continue
+        for r in range(row, row + n):
+            for j in range(h.shape[1]):  # 2: h = g(a)
+                y = h[r, j]
+                dxp[r, j] = dh[r, j] * ((one if y > zero else zero) if relu else dtanh(y))
+        if t > 0:  # 1: a = ... + h_{t-1} W_h  ->  dh_{t-1} += da W_h^T
+            addmm_nt(dh[prev:prev + n], dh[prev:prev + n], dxp[row:row + n], w_h)
+
+
+@njit(**JIT)
+def _activate(h, a, relu):
+    """2: h = g(a), elementwise over (n, H); a may be h."""
+    zero = a.dtype.type(0)
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            h[r, j] = max(a[r, j], zero) if relu else tanh(a[r, j])
