@@ -298,3 +298,33 @@ def test_tagger_matches_torch_bidirectional_lstm():
         np.testing.assert_allclose(lstm.grads["b"][s], getattr(t_lstm, "bias_ih_l0" + suffix).grad.numpy(), **tol)
     np.testing.assert_allclose(dense.grads["W"], t_lin.weight.grad.numpy().T, **tol)
     np.testing.assert_allclose(dense.grads["b"], t_lin.bias.grad.numpy(), **tol)
+
+
+def test_float32_forward_agrees_with_float64():
+    ctx = _ctx_factory()()
+    ids = np.arange(ctx.packing.n_rows) % 9 + 1
+    m32 = Serial(Embedding(10, 4), Stack("gru", 4, 3, depth=2, bidirectional=True), Pool("mean"), Dense(6, 2))
+    y32, _ = m32(ids, ctx)
+    y64, _ = m32.astype(np.float64)(ids, ctx)
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
+
+
+def test_one_training_step_lowers_the_loss():
+    from seqtool.optim import clip_by_global_norm
+    rng = np.random.default_rng(0)
+    p = make_packing(rng.integers(1, 9, size=8))
+    ids = rng.integers(1, 20, size=p.n_rows)
+    tags = ids % 3                                   # learnable from the token alone
+    model = Serial(Embedding(20, 8), Stack("lstm", 8, 8, bidirectional=True), Dense(16, 3))
+    opt = Adam(model.param_list(), lr=0.05)
+    losses = []
+    for _ in range(5):
+        model.zero_grads()
+        logits, backward = model(ids, Context(p, rng), train=True)
+        loss, dlogits = softmax_xent(logits, tags)
+        backward(dlogits)
+        rows = model.grad_rows()
+        assert clip_by_global_norm(model.grad_list(), 5.0, rows) > 0
+        opt.step(model.grad_list(), rows)
+        losses.append(loss)
+    assert losses[-1] < losses[0] - 0.1
