@@ -88,55 +88,69 @@ def _dsigmoid_jit(y):
 
 # ---------------------------------------------------------------- products
 @njit(**JIT)
-def addmm_nt(out, c, a, bt):
-    """out = c + a @ bt^T, the per-step recurrent product (c may be out: accumulate).
+def addmm_nt(out, c, a, a0, bt):
+    """out = c + a[:, a0:a0+k] @ bt^T, the per-step recurrent product (c may be out: accumulate).
 
-    out, c (n, m); a (n, k); bt (m, k): rows of a and bt contiguous, so the
-    innermost loop is a dot product over k that LLVM vectorises. Each 2x4 block
-    of out keeps its 8 sums in registers for the whole k loop: 6 loads per 8
-    multiply-adds, against 2 loads + 1 store per multiply-add for the
-    ``out[i, :] += a[i, p] * w[p, :]`` form (benchmarks/gemm_strategies.py).
+    out, c (n, m); a (n, >= a0 + k); bt (m, k). a and bt are C-contiguous, so
+    the innermost loop is a dot product over k on unit-stride rows, which LLVM
+    vectorises (a column slice of a would be an 'A'-layout array and run
+    scalar: hence a0). Each 2x4 block of out keeps its 8 sums in registers for
+    the whole k loop: 6 loads per 8 multiply-adds, against 2 loads + 1 store
+    per multiply-add for ``out[i, :] += a[i, p] * w[p, :]``
+    (benchmarks/gemm_strategies.py).
     """
-    n, k = a.shape
-    m = bt.shape[0]
+    n, m, k = out.shape[0], bt.shape[0], bt.shape[1]
+    zero = a.dtype.type(0)  # (not a[0] * b[0] and p from 1: that leaves a scalar tail of k - 1 = 7 mod 8)
     for j in range(0, m - 3, 4):  # 4 output columns = 4 rows of bt
         b0, b1, b2, b3 = bt[j], bt[j + 1], bt[j + 2], bt[j + 3]
         for i in range(0, n - 1, 2):  # 2 output rows
-            a0, a1 = a[i], a[i + 1]
-            s00, s01, s02, s03 = a0[0] * b0[0], a0[0] * b1[0], a0[0] * b2[0], a0[0] * b3[0]
-            s10, s11, s12, s13 = a1[0] * b0[0], a1[0] * b1[0], a1[0] * b2[0], a1[0] * b3[0]
-            for p in range(1, k):
-                x0, x1 = a0[p], a1[p]
+            x0, x1 = a[i, a0:a0 + k], a[i + 1, a0:a0 + k]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            for p in range(k):
                 y0, y1, y2, y3 = b0[p], b1[p], b2[p], b3[p]
-                s00 += x0 * y0
-                s01 += x0 * y1
-                s02 += x0 * y2
-                s03 += x0 * y3
-                s10 += x1 * y0
-                s11 += x1 * y1
-                s12 += x1 * y2
-                s13 += x1 * y3
+                s00 += x0[p] * y0
+                s01 += x0[p] * y1
+                s02 += x0[p] * y2
+                s03 += x0[p] * y3
+                s10 += x1[p] * y0
+                s11 += x1[p] * y1
+                s12 += x1[p] * y2
+                s13 += x1[p] * y3
             out[i, j], out[i, j + 1] = c[i, j] + s00, c[i, j + 1] + s01
             out[i, j + 2], out[i, j + 3] = c[i, j + 2] + s02, c[i, j + 3] + s03
             out[i + 1, j], out[i + 1, j + 1] = c[i + 1, j] + s10, c[i + 1, j + 1] + s11
             out[i + 1, j + 2], out[i + 1, j + 3] = c[i + 1, j + 2] + s12, c[i + 1, j + 3] + s13
         if n % 2:  # last row, odd n
-            _addmv_rows(out, c, a, bt, n - 1, j, j + 4)
+            _addmv_row(out, c, a, a0, bt, n - 1, j, j + 4)
     if m % 4:  # last m % 4 columns, every row
         for i in range(n):
-            _addmv_rows(out, c, a, bt, i, m - m % 4, m)
+            _addmv_row(out, c, a, a0, bt, i, m - m % 4, m)
 
 
 @njit(**JIT)
-def _addmv_rows(out, c, a, bt, i, j0, j1):
-    """out[i, j0:j1] = c[i, j0:j1] + a[i] @ bt[j0:j1]^T (edges of addmm_nt)."""
-    ai = a[i]
+def _addmv_row(out, c, a, a0, bt, i, j0, j1):
+    """out[i, j0:j1] = c[i, j0:j1] + a[i, a0:a0+k] @ bt[j0:j1]^T (edges of addmm_nt)."""
+    k = bt.shape[1]
+    x = a[i, a0:a0 + k]
     for j in range(j0, j1):
         bj = bt[j]
-        s = ai[0] * bj[0]
-        for p in range(1, a.shape[1]):
-            s += ai[p] * bj[p]
+        s = a.dtype.type(0)
+        for p in range(k):
+            s += x[p] * bj[p]
         out[i, j] = c[i, j] + s
+
+
+@njit(**JIT)
+def copy_cols(dst, src):
+    """dst[:, :m] = src (n, m): step 0's xp into the columns a kernel then activates in place.
+
+    In-place loops must read and write through the same array: given two views
+    of the same memory, LLVM's runtime overlap check sends them to scalar code.
+    """
+    for i in range(src.shape[0]):
+        d, s = dst[i], src[i]
+        for j in range(src.shape[1]):
+            d[j] = s[j]
 
 
 @njit(**JIT)
@@ -194,38 +208,46 @@ def step_rows(offsets, t, r0, r1):
     return offsets[t] + r0, offsets[t - 1] + r0, min(offsets[t + 1] - offsets[t], r1) - r0
 
 
-@njit(cache=True)
-def prev_rows(h, offsets):
-    """(N - B, H): row (t, r) of steps t >= 1 -> h of (t-1, r), for dW_h = h_prev^T @ dxp[B:]."""
-    B = offsets[1] - offsets[0]
-    out = np.empty((h.shape[0] - B, h.shape[1]), h.dtype)
+@njit(**JIT)
+def gather_t(src, c0, c1, offsets, r0, r1, lag):
+    """(c1 - c0, m) transposed: column q = src[row of (t - lag, r), c0:c1] for the m pairs (t >= 1, r in r0:r1)
+    running at t, t ascending. lag 1 gives the previous step's rows (h_{t-1}), lag 0 the step's own."""
+    m = 0
     for t in range(1, len(offsets) - 1):
-        for r in range(offsets[t + 1] - offsets[t]):
-            for j in range(h.shape[1]):
-                out[offsets[t] - B + r, j] = h[offsets[t - 1] + r, j]
+        m += max(0, min(offsets[t + 1] - offsets[t], r1) - r0)
+    out = np.empty((c1 - c0, m), src.dtype)
+    q = 0
+    for t in range(1, len(offsets) - 1):
+        row = offsets[t - lag] + r0
+        for i in range(max(0, min(offsets[t + 1] - offsets[t], r1) - r0)):
+            for j in range(c0, c1):
+                out[j - c0, q] = src[row + i, j]
+            q += 1
     return out
 
 
-@njit(cache=True)
-def weight_grad(dw, h_prev, dxp_rest):
-    """dw (H, M) = h_prev^T (H, N-B) @ dxp_rest (N-B, M): one BLAS product after the time loop."""
-    if h_prev.shape[0] > 0:
-        np.dot(h_prev.T, dxp_rest, dw)
-        return
-    for i in range(dw.shape[0]):  # every sequence has length 1: no recurrent term
-        for j in range(dw.shape[1]):
-            dw[i, j] = 0
+@njit(**JIT)
+def add_weight_grad(dw, h, dxp, offsets, r0, r1):
+    """dw (H, M) += sum_{t >= 1} h_{t-1}^T dxp_t over ranks r0:r1 (rnn, lstm: a = xp + h_{t-1} W_h).
 
-
-@njit(cache=True)
-def weight_grads(h, dxp, offsets):
-    """dW_h (S, H, M) = sum_t h_{t-1}^T dxp_t, for a = xp + h_{t-1} W_h (rnn, lstm).
-
-    Serial over streams: each stream's product runs on BLAS's own threads.
+    A hand product on transposed copies, inside the caller's work item: calling
+    BLAS here lets its own thread pool fight numba's for the cores (10-50x
+    slower on 2 threads, benchmarks/gemm_strategies.py).
     """
-    S, _, H = h.shape
-    B = offsets[1] - offsets[0]
-    dw = np.empty((S, H, dxp.shape[2]), h.dtype)
-    for s in range(S):
-        weight_grad(dw[s], prev_rows(h[s], offsets), dxp[s, B:])
-    return dw
+    addmm_nt(dw, dw, gather_t(h, 0, h.shape[1], offsets, r0, r1, 1), 0,
+             gather_t(dxp, 0, dxp.shape[1], offsets, r0, r1, 0))
+
+
+@njit(**JIT)
+def sum_chunks(parts, streams):
+    """(S*C, H, M) per-item partial weight gradients -> (S, H, M)."""
+    C = parts.shape[0] // streams
+    if C == 1:
+        return parts
+    out = np.zeros((streams,) + parts.shape[1:], parts.dtype)
+    for s in range(streams):
+        for k in range(C):
+            for i in range(parts.shape[1]):
+                for j in range(parts.shape[2]):
+                    out[s, i, j] += parts[s * C + k, i, j]
+    return out

@@ -13,13 +13,15 @@ from numba import njit, prange
 
 from ._math import (
     JIT,
+    add_weight_grad,
     addmm_nt,
+    copy_cols,
     dtanh,
     rank_chunks,
     step_rows,
+    sum_chunks,
     tanh,
     transpose_each,
-    weight_grads,
 )
 
 
@@ -36,11 +38,14 @@ def rnn_forward(xp, w_h, offsets, relu):
 @njit(**JIT)
 def rnn_backward(dh, xp, w_h, offsets, h, cache, relu):
     """dh (S, N, H) + forward's arrays -> dxp (S, N, H), dw_h (S, H, H)."""
-    w_h, h, cache = np.ascontiguousarray(w_h), np.ascontiguousarray(h), np.ascontiguousarray(cache)
+    w_h, h = np.ascontiguousarray(w_h), np.ascontiguousarray(h)
+    S, _, H = h.shape
+    bounds = rank_chunks(offsets, S)
     dxp = np.empty(xp.shape, xp.dtype)  # d loss / d a, step 1's pre-activations
     dh_all = dh.copy()  # (S, N, H): dh, plus the recurrent part once step t+1 is done
-    _backward_items(dxp, dh_all, h, w_h, offsets, rank_chunks(offsets, h.shape[0]), relu)
-    return dxp, weight_grads(h, dxp, offsets)  # 1: dW_h = sum_t h_{t-1}^T da_t
+    dw_parts = np.zeros((S * (len(bounds) - 1), H, H), xp.dtype)  # one per work item
+    _backward_items(dxp, dw_parts, dh_all, h, w_h, offsets, bounds, relu)
+    return dxp, sum_chunks(dw_parts, S)
 
 
 @njit(parallel=True, **JIT)
@@ -53,12 +58,14 @@ def _forward_items(h, xp, wt, offsets, bounds, relu):
 
 
 @njit(parallel=True, **JIT)
-def _backward_items(dxp, dh, h, w_h, offsets, bounds, relu):
-    """Parallel axis: (stream s, rank chunk k); an item writes only its ranks' rows of dxp[s], dh[s]."""
+def _backward_items(dxp, dw_parts, dh, h, w_h, offsets, bounds, relu):
+    """Parallel axis: (stream s, rank chunk k); an item writes only its ranks' rows of dxp[s], dh[s],
+    and its own dw_parts[item]."""
     C = len(bounds) - 1
     for item in prange(dxp.shape[0] * C):
-        s, k = item // C, item % C
-        _backward_chunk(dxp[s], dh[s], h[s], w_h[s], offsets, bounds[k], bounds[k + 1], relu)
+        s, r0, r1 = item // C, bounds[item % C], bounds[item % C + 1]
+        _backward_chunk(dxp[s], dh[s], h[s], w_h[s], offsets, r0, r1, relu)
+        add_weight_grad(dw_parts[item], h[s], dxp[s], offsets, r0, r1)  # 1: dW_h = sum_t h_{t-1}^T da_t
 
 
 @njit(**JIT)
@@ -69,32 +76,41 @@ def _forward_chunk(h, xp, wt, offsets, r0, r1, relu):
         if n <= 0:
             break
         if t == 0:  # h_{-1} = 0: a = xp
-            _activate(h[row:row + n], xp[row:row + n], relu)
-        else:
-            addmm_nt(h[row:row + n], xp[row:row + n], h[prev:prev + n], wt)  # 1, a written in h's rows
-            _activate(h[row:row + n], h[row:row + n], relu)  # 2
+            copy_cols(h[row:row + n], xp[row:row + n])
+        else:  # 1, a written in h's rows
+            addmm_nt(h[row:row + n], xp[row:row + n], h[prev:prev + n], 0, wt)
+        _activate(h[row:row + n], relu)  # 2
 
 
 @njit(**JIT)
 def _backward_chunk(dxp, dh, h, w_h, offsets, r0, r1, relu):
     """Reverse time loop over ranks r0:r1. dxp (N, H); dh (N, H) gains step t's recurrent part."""
-    zero, one = h.dtype.type(0), h.dtype.type(1)
+    zero = h.dtype.type(0)
     for t in range(len(offsets) - 2, -1, -1):
         row, prev, n = step_rows(offsets, t, r0, r1)
         if n <= 0:
             continue
-        for r in range(row, row + n):
-            for j in range(h.shape[1]):  # 2: h = g(a)
-                y = h[r, j]
-                dxp[r, j] = dh[r, j] * ((one if y > zero else zero) if relu else dtanh(y))
+        for r in range(row, row + n):  # 2: h = g(a)
+            dar, dhr, hr = dxp[r], dh[r], h[r]
+            if relu:
+                for j in range(h.shape[1]):
+                    dar[j] = dhr[j] if hr[j] > zero else zero
+            else:
+                for j in range(h.shape[1]):
+                    dar[j] = dhr[j] * dtanh(hr[j])
         if t > 0:  # 1: a = ... + h_{t-1} W_h  ->  dh_{t-1} += da W_h^T
-            addmm_nt(dh[prev:prev + n], dh[prev:prev + n], dxp[row:row + n], w_h)
+            addmm_nt(dh[prev:prev + n], dh[prev:prev + n], dxp[row:row + n], 0, w_h)
 
 
 @njit(**JIT)
-def _activate(h, a, relu):
-    """2: h = g(a), elementwise over (n, H); a may be h."""
-    zero = a.dtype.type(0)
-    for r in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            h[r, j] = max(a[r, j], zero) if relu else tanh(a[r, j])
+def _activate(h, relu):
+    """2: h = g(a), in place over (n, H)."""
+    zero = h.dtype.type(0)
+    for r in range(h.shape[0]):
+        hr = h[r]
+        if relu:
+            for j in range(h.shape[1]):
+                hr[j] = max(hr[j], zero)
+        else:
+            for j in range(h.shape[1]):
+                hr[j] = tanh(hr[j])

@@ -67,10 +67,10 @@ def test_addmm_nt_every_edge(n, k, m, dtype):
     rng = np.random.default_rng(0)
     a, bt, c = (rng.standard_normal(s).astype(dtype) for s in ((n, k), (m, k), (n, m)))
     out = np.empty_like(c)
-    _math.addmm_nt(out, c, a, bt)
+    _math.addmm_nt(out, c, a, 0, bt)
     want = c.astype(np.float64) + a.astype(np.float64) @ bt.T.astype(np.float64)
     assert np.abs(out - want).max() < (1e-12 if dtype == np.float64 else 1e-4)
-    _math.addmm_nt(c, c, a, bt)  # in place: accumulate
+    _math.addmm_nt(c, c, a, 0, bt)  # in place: accumulate
     assert np.array_equal(c, out)
 
 
