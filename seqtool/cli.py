@@ -207,6 +207,16 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
 @click.option("--residual/--no-residual", default=None, help="Skip connections between stacked layers.")
 @click.option("--pool", type=click.Choice(["mean", "last", "max"]), help="classifier: how a sequence becomes a vector.")
 @click.option("--margin", type=float, help="siamese: triplet-loss margin alpha [0.25].")
+@click.option("--crf/--no-crf", default=None, help="tagger: a linear-chain CRF output (Viterbi decoding) [off].")
+@click.option("--bio-constraints/--no-bio-constraints", default=None,
+              help="tagger --crf: never decode I-X after O or B-Y, or at the start (BIO tag sets) [on].")
+@click.option("--char/--no-char", default=None, help="tagger: character CNN features beside each word [off].")
+@click.option("--char-dim", type=click.IntRange(1), help="--char: character embedding size [30].")
+@click.option("--char-filters", type=click.IntRange(1), help="--char: CNN filters, the feature size [50].")
+@click.option("--char-window", type=click.IntRange(1), help="--char: CNN window in characters, odd [3].")
+@click.option("--shape-dim", type=click.IntRange(0), help="tagger: word-shape embedding size (0: none) [0].")
+@click.option("--embeddings", metavar="FILE", help="Initialise word vectors from a GloVe/word2vec text file (.gz ok).")
+@click.option("--freeze-embeddings/--train-embeddings", default=None, help="Keep the word vectors fixed [train them].")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]))
 @click.option("--lr", type=float, help="Learning rate.")
 @click.option("--lr-decay", type=click.FloatRange(0), help="lr / (1 + decay * epoch).")
@@ -330,6 +340,34 @@ def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, ski
     _finish(settings, run_dedupe(model, input, _stdout(), group=group, top_k=top_k, threshold=threshold,
                                  format=fmt, batch_size=batch_size, threads=settings.threads,
                                  skip_invalid=skip_invalid, progress=False if settings.quiet else None))
+
+
+@cli.command(name="run")
+@click.argument("pipeline", metavar="PIPELINE.yaml")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a variable of the file's vars.")
+@click.option("--dry-run", is_flag=True, help="Check the file and print what would run (stdout); run nothing.")
+@click.option("--force", is_flag=True, help="Run every selected step, even when unchanged since its last run.")
+@click.option("--from", "from_step", metavar="STEP", help="Run STEP and the steps after it only.")
+@click.option("--only", multiple=True, metavar="STEP", help="Run STEP only (repeatable).")
+@click.option("--wait", is_flag=True, help="If another run of the pipeline holds its lock, wait instead of exit 3.")
+@click.pass_obj
+def run(settings, pipeline, sets, dry_run, force, from_step, only, wait):
+    """Run the steps of a YAML pipeline: vocab, pad, train, tag, eval, dedupe, promote.
+
+    Every step is checked before the first runs (an error names the file and
+    line, exit 2). A step whose inputs, options and seqtool version are
+    unchanged since its last successful run is skipped. A lock keeps two runs
+    of one pipeline apart (exit 3); every event goes to a JSONL run log.
+
+    \b
+    seqtool run pipelines/quickstart.yaml
+    seqtool run pipelines/retrain.yaml --set epochs=5 --dry-run
+    """
+    from seqtool.pipeline import run_pipeline
+
+    _finish(settings, run_pipeline(pipeline, sets=sets, dry_run=dry_run, force=force, from_step=from_step,
+                                   only=only, wait=wait, quiet=settings.quiet, threads=settings.threads,
+                                   out=sys.stdout))
 
 
 def main():

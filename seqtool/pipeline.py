@@ -88,7 +88,7 @@ def _run(pipeline: Pipeline, log: RunLog, force: bool, quiet: bool, threads, set
     counts: Counter = Counter()
     current = None
     try:
-        with _sigterm_as_interrupt():
+        with _interrupts():
             for current in _runs(pipeline):
                 counts[_step(current, state, log, force, quiet, threads)] += 1
     except (KeyboardInterrupt, StepFailed) as e:
@@ -97,7 +97,11 @@ def _run(pipeline: Pipeline, log: RunLog, force: bool, quiet: bool, threads, set
         log("run", status="interrupted" if code == EXIT_INTERRUPTED else "failed", step=name, exit=code,
             seconds=_since(t0))
         if isinstance(e, KeyboardInterrupt):
-            raise StepFailed(name, "Ctrl-C or SIGTERM", EXIT_INTERRUPTED) from None
+            how = signal.Signals(_signals[-1]).name if _signals else "Ctrl-C"
+            raise StepFailed(name, how, EXIT_INTERRUPTED) from None
+        raise
+    except Exception as e:
+        log("run", status="failed", step=current.name if current else None, error=repr(e), seconds=_since(t0))
         raise
     seconds = _since(t0)
     log("run", status="ok", seconds=seconds, **{k: v for k, v in counts.items()})
@@ -127,6 +131,13 @@ def _step(step, state: State, log: RunLog, force: bool, quiet: bool, threads) ->
         state.forget(step)
         log("step", step=step.name, stage=step.stage, status=status, seconds=_since(t0), exit=code, error=str(e))
         raise StepFailed(step.name, e, code) from None
+    except Exception as e:
+        state.forget(step)
+        if not _signals:        # a bug: logged, then the traceback
+            log("step", step=step.name, stage=step.stage, status="failed", seconds=_since(t0), error=repr(e))
+            raise      # the interrupt came out of a kernel as another error (see _interrupts)
+        log("step", step=step.name, stage=step.stage, status="interrupted", seconds=_since(t0), error=repr(e))
+        raise KeyboardInterrupt from None
     seconds = _since(t0)
     if step.stage == "promote":   # it reads what it writes: the key to match next time is the one after
         key = step_key(step)
@@ -148,21 +159,32 @@ def _since(t0: float) -> float:
     return round(time.monotonic() - t0, 3)
 
 
+_signals: list = []   # the interrupting signals received during this run
+
+
 @contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (cron's timeout, systemd, kill) stops the run as Ctrl-C does: cleanly, exit 130."""
+def _interrupts():
+    """Ctrl-C and SIGTERM (cron's timeout, systemd, kill) both stop the run as Ctrl-C stops a command.
+
+    Each is noted before KeyboardInterrupt is raised: a signal that lands inside a
+    compiled kernel can come out of numba as another error (SystemError), which
+    the step then still reports as interrupted (exit 130), not as a failure.
+    """
     def handler(signum, frame):
+        _signals.append(signum)
         raise KeyboardInterrupt
 
+    _signals.clear()
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:          # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _dry_run(pipeline: Pipeline, force: bool, out) -> Report:

@@ -59,15 +59,19 @@ def _product(pipeline: Pipeline, step: Step, key: str, ref: Ref, seen: dict, pat
     maker = seen[ref.step]
     wanted = READS[key]
     if maker.stage not in MAKERS[wanted] or (wanted == "vocab" and "output" not in maker.options):
-        makers = " or ".join(f"a {s} step" for s in MAKERS[wanted])
-        what = {"records": "records", "model": "a model directory", "vocab": "a vocabulary (vocab with output:)"}
+        noun, makers = _NOUNS[wanted]
         raise UsageError(f"step {step.name}: {key}: from: {ref.step} is a {maker.stage} step, which makes no "
-                         f"{what[wanted].split(' (')[0]} ({key} reads {what[wanted]}: {makers})", path, line)
+                         f"{noun} ({noun} come from {makers})", path, line)
     if wanted == "records":
         if maker.sink is None:
             maker.sink = pipeline.file(f"{maker.name}.jsonl")
         return maker.sink
     return maker.options["to" if maker.stage == "promote" else "output"]
+
+
+_NOUNS = {"records": ("records", "vocab, pad, tag and dedupe steps"),
+          "model": ("model", "train and promote steps"),
+          "vocab": ("vocabulary", "vocab steps with output:")}
 
 
 def _required(step: Step, path: str) -> None:

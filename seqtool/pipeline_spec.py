@@ -141,8 +141,8 @@ class _Builder:
     def __init__(self, path: str, doc: Mapping, env: Interpolator):
         self.path, self.doc, self.env = path, doc, env
         base = os.path.dirname(path)
-        self.root = os.path.normpath(os.path.join(base, self._top_path("root", ".", base)))
-        self.state_dir = os.path.normpath(self._top_path("state_dir", ".", self.root))
+        self.root = os.path.normpath(self._top_path("root", base, base))
+        self.state_dir = os.path.normpath(self._top_path("state_dir", self.root, self.root))
         self.stem = os.path.splitext(os.path.basename(path))[0]
         self.log = self._top_path("log", os.path.join(self.state_dir, self.stem + ".log.jsonl"), self.root)
 
@@ -178,11 +178,13 @@ class _Builder:
         body = self._underscored(name, body)
         stage = self.env.expand(body.get("stage", name), body.line_of("stage"))
         if stage not in STAGES:
+            if "stage" not in body:
+                raise UsageError(f"step {name}: give stage: STAGE (one of: {', '.join(STAGES)}); a step's name is "
+                                 "its stage only when it is one of them", self.path, line)
             hint = get_close_matches(str(stage), STAGES, 1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
-            what = "" if "stage" in body else " (give stage: STAGE when the name is not one)"
-            raise UsageError(f"step {name}: unknown stage {show(stage)}{did}{what}; expected one of: "
-                             f"{', '.join(STAGES)}", self.path, body.line_of("stage") if "stage" in body else line)
+            raise UsageError(f"step {name}: unknown stage {show(stage)}{did}; expected one of: {', '.join(STAGES)}",
+                             self.path, body.line_of("stage"))
         step = Step(name, stage, line, {}, {})
         allowed = self._allowed(stage)
         self._check_keys(step, body, allowed)
