@@ -12,6 +12,7 @@ File layout (flat, keys are CLI option names, ``-`` or ``_``):
     state_dir: work/ner      # state, lock, run log, intermediate streams (default: root)
     log: work/ner/runs.jsonl # the run log (default: STATE_DIR/NAME.log.jsonl)
     vars: {name: value}
+    x-small: &small {embed: 8}   # top-level keys starting x- are ignored: a place for YAML anchors
     steps:
       STEP:                  # a name; the stage defaults to it
         stage: vocab|pad|train|tag|eval|dedupe|promote
@@ -35,6 +36,7 @@ RECORD_STAGES = ("vocab", "pad", "tag", "dedupe")  # stages whose stdout is reco
 # What {from: STEP} stands for in each key, and the stages that make it.
 READS = {"input": "records", "train": "records", "dev": "records", "model": "model", "vocab": "vocab"}
 MAKERS = {"records": RECORD_STAGES, "model": ("train", "promote"), "vocab": ("vocab",)}
+PATH_KEYS = ("input", "train", "dev", "model", "vocab", "output", "stdout", "to")  # resolved against root
 PROMOTE_KEYS = {"model": "path", "to": "path", "metric": "name", "min_delta": "delta", "keep_previous": "bool"}
 _STEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -108,7 +110,7 @@ def read_pipeline(path: str, sets=(), select=None, environ=None) -> Pipeline:
     input another step makes only counts as present when that step runs first.
     """
     doc = load(path)
-    _known(doc, TOP_KEYS, path, "")
+    _known(Mapping({k: v for k, v in doc.items() if not k.startswith("x-")}, lines=doc.lines), TOP_KEYS, path, "")
     variables = doc.get("vars", Mapping())
     if not isinstance(variables, Mapping):
         raise UsageError(f"vars: expected a mapping of names to values, got {show(variables)}", path,
@@ -239,13 +241,14 @@ class _Builder:
                                  self.path, line)
             return raw
         value = self.env.expand(raw, line)
+        kind = "path" if key in PATH_KEYS else kind
         try:
             value = _typed(value, kind)
         except _Expected as e:
             refs = " or {from: STEP}" if key in READS else ""
             raise UsageError(f"step {step.name}: {key}: expected {e.what}{refs}, got {show(value)}",
                              self.path, line) from None
-        if kind == "path" or isinstance(kind, click.Parameter) and isinstance(kind.type, click.types.StringParamType):
+        if kind == "path" or isinstance(getattr(kind, "type", None), (click.Path, click.File)):
             if value == "-":
                 raise UsageError(f"step {step.name}: {key}: a pipeline reads and writes files, not - "
                                  "(stdin/stdout)", self.path, line)
@@ -274,9 +277,9 @@ class _Expected(Exception):
 
 def _typed(value, kind):
     """``value`` checked against a click parameter's type or one of the runner's kinds."""
-    if kind in ("path", "name", "step"):
+    if kind in ("path", "name", "step", "text"):
         if not isinstance(value, str) or not value:
-            raise _Expected({"path": "a path", "name": "a name", "step": "a step name"}[kind])
+            raise _Expected({"path": "a path", "name": "a name", "step": "a step name", "text": "a string"}[kind])
         return value
     if kind == "bool" or getattr(kind, "is_flag", False):
         if type(value) is not bool:
@@ -296,9 +299,14 @@ def _typed(value, kind):
         if not ok or not _in_range(value, t):
             raise _Expected(desc)
         return float(value) if not is_int else value
-    if isinstance(t, click.types.StringParamType):
+    if isinstance(t, (click.Path, click.File)):
         return _typed(value, "path")
-    raise _Expected(f"a value click calls {t.name}")  # a new option type: teach _typed about it
+    if isinstance(t, click.types.StringParamType):
+        return _typed(value, "text")
+    try:                        # an option type added since: click's own conversion
+        return t.convert(value, kind if isinstance(kind, click.Parameter) else None, None)
+    except click.BadParameter:
+        raise _Expected(f"a {t.name}") from None
 
 
 def _range(t) -> str:

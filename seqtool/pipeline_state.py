@@ -23,9 +23,9 @@ from datetime import datetime
 from seqtool import __version__
 from seqtool.errors import LockedError
 from seqtool.modelio import data_fingerprint
+from seqtool.pipeline_spec import PATH_KEYS
 
 STATE_VERSION = 1
-PATH_KEYS = ("input", "train", "dev", "model", "vocab", "output", "stdout", "to")
 
 
 def fingerprint(path: str) -> str | None:
@@ -129,15 +129,6 @@ def locked(path: str, wait: bool = False, on_wait=None):
         yield
     finally:
         os.close(fd)  # releases the flock; the file stays (unlinking a lock file races)
-
-
-def holder_pid(path: str) -> str:
-    """The pid written in a lock file ('' if none)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 class RunLog:

@@ -102,6 +102,7 @@ def _sink(path: str | None):
         return
     parent, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
+    clear_stale(parent, f".{name}.tmp-")
     try:
         with open(tmp, "wb") as f:
             yield f
@@ -111,6 +112,27 @@ def _sink(path: str | None):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def clear_stale(parent: str, prefix: str) -> None:
+    """Remove ``prefix + PID`` files of processes that are gone (what a kill -9 left behind)."""
+    for entry in os.listdir(parent):
+        pid = entry[len(prefix):]
+        if entry.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(parent, entry))
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ---------------------------------------------------------------- promote

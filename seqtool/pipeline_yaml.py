@@ -34,9 +34,9 @@ class Mapping(dict):
 
     line: int = 0
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, lines: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.lines: dict = {}
+        self.lines: dict = dict(lines or {})
 
     def line_of(self, key) -> int:
         return self.lines.get(key, self.line)
@@ -47,16 +47,21 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
-    loader.flatten_mapping(node)
+    explicit = sum(k.tag != "tag:yaml.org,2002:merge" for k, _ in node.value)
+    loader.flatten_mapping(node)            # ``<<: *defaults`` entries come first; the mapping's own override them
+    merged = len(node.value) - explicit
     mapping = Mapping()
     mapping.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
+    own = set()
+    for i, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str):
             raise _Located(f"keys are names, not {_show(key)}", line)
-        if key in mapping:
+        if key in own or (key in mapping and i < merged):
             raise _Located(f"{key!r} is given twice (first on line {mapping.lines[key]})", line)
+        if i >= merged:
+            own.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.lines[key] = line
     return mapping

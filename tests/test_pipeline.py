@@ -124,6 +124,24 @@ def test_set_errors(tmp_path):
         2, f"seqtool run: {p}:3: step train: epochs: expected an integer >= 1, got 'many'\n")
 
 
+def test_yaml_anchors_under_x_keys_and_merge_overrides(tmp_path):
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    p = write_yaml(tmp_path / "p.yaml", """
+        x-small: &small
+          embed: 8
+          hidden: 8
+        steps:
+          train:
+            <<: *small
+            hidden: 4
+            input: in.jsonl
+            output: m
+    """)
+    step = read_pipeline(str(p)).steps[0]
+    assert (step.options["embed"], step.options["hidden"]) == (8, 4)
+    assert (step.lines["embed"], step.lines["hidden"]) == (2, 7)
+
+
 # ---------------------------------------------------------------- validation: one message, with the line
 
 CASES = {
@@ -429,6 +447,34 @@ def test_promotion_needs_the_metric(tmp_path):
     result = run(p)
     assert result.stderr == (f"seqtool run: step promote failed: {tmp_path}/new/metrics.json: no best_dev scores: "
                              "the model was trained without --dev, so it cannot be compared\n")
+
+
+def test_the_promoted_model_is_readable_at_every_instant(tmp_path):
+    """A reader loading models/ner in a loop while promotions swap it never fails or mixes two models."""
+    p = write_yaml(tmp_path / "p.yaml", PROMOTE.replace("min_delta: 0.01", "min_delta: 0.0"))
+    ner, problems, stop = tmp_path / "models" / "ner", [], threading.Event()
+    fake_model(tmp_path / "new", 0.01)
+    assert run(p).exit_code == 0
+
+    def reader():
+        while not stop.is_set():
+            try:
+                _, weights, _, metrics = modelio.load_model(ner)
+                if weights["w"][0] != metrics["best_dev"]["f1"]:
+                    problems.append("mixed")
+            except Exception as e:  # noqa: BLE001 -- any failure to read is the bug this test looks for
+                problems.append(repr(e))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(2, 12):
+            fake_model(tmp_path / "new", i / 100)
+            assert run(p).exit_code == 0
+    finally:
+        stop.set()
+        thread.join()
+    assert problems == [] and promoted_f1(ner) == 0.11 and promoted_f1(tmp_path / "models" / "ner.prev") == 0.10
 
 
 # ---------------------------------------------------------------- the lock
