@@ -109,8 +109,8 @@ def read_pipeline(path: str, sets=(), select=None, environ=None) -> Pipeline:
     ``select(names)``: the names of the steps this run runs (None: all), so that an
     input another step makes only counts as present when that step runs first.
     """
-    doc = load(path)
-    _known(Mapping({k: v for k, v in doc.items() if not k.startswith("x-")}, lines=doc.lines), TOP_KEYS, path, "")
+    doc = _underscored(load(path), path, "", skip=lambda key: key.startswith("x-"))  # x-: YAML anchors only
+    _known(doc, TOP_KEYS, path, "")
     variables = doc.get("vars", Mapping())
     if not isinstance(variables, Mapping):
         raise UsageError(f"vars: expected a mapping of names to values, got {show(variables)}", path,
@@ -128,10 +128,25 @@ def read_pipeline(path: str, sets=(), select=None, environ=None) -> Pipeline:
     return _Builder(path, doc, env).build(select)
 
 
+def _underscored(mapping: Mapping, path: str, where: str, skip=lambda key: False) -> Mapping:
+    """``mapping`` with ``-`` in its keys read as ``_`` (``batch-size`` is ``batch_size``)."""
+    out = Mapping()
+    out.line = mapping.line
+    for key, value in mapping.items():
+        if skip(key):
+            continue
+        norm = key.replace("-", "_")
+        if norm in out:
+            raise UsageError(f"{where}{key!r} is given twice (first on line {out.lines[norm]})", path,
+                             mapping.line_of(key))
+        out[norm], out.lines[norm] = value, mapping.line_of(key)
+    return out
+
+
 def _known(mapping: Mapping, allowed, path: str, where: str) -> None:
     for key in mapping:
-        if key.replace("-", "_") not in allowed:
-            hint = get_close_matches(key.replace("-", "_"), allowed, 1)
+        if key not in allowed:
+            hint = get_close_matches(key, allowed, 1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise UsageError(f"{where}unknown key {key!r}{did}; expected one of: {', '.join(allowed)}",
                              path, mapping.line_of(key))
@@ -177,7 +192,7 @@ class _Builder:
             raise UsageError(f"step {name!r}: a step name is letters, digits, '_', '.' and '-'", self.path, line)
         if not isinstance(body, Mapping):
             raise UsageError(f"step {name}: expected a mapping of options, got {show(body)}", self.path, line)
-        body = self._underscored(name, body)
+        body = _underscored(body, self.path, f"step {name}: ")
         stage = self.env.expand(body.get("stage", name), body.line_of("stage"))
         if stage not in STAGES:
             if "stage" not in body:
@@ -196,17 +211,6 @@ class _Builder:
                 step.options[key] = self._value(step, key, raw, allowed[key])
         self._shorthand(step)
         return step
-
-    def _underscored(self, name: str, body: Mapping) -> Mapping:
-        out = Mapping()
-        out.line = body.line
-        for key, value in body.items():
-            norm = key.replace("-", "_")
-            if norm in out:
-                raise UsageError(f"step {name}: {key!r} is given twice (first on line {out.lines[norm]})",
-                                 self.path, body.line_of(key))
-            out[norm], out.lines[norm] = value, body.line_of(key)
-        return out
 
     def _allowed(self, stage: str) -> dict:
         """Option name -> its kind: a click parameter, or one of the runner's own kinds."""

@@ -34,9 +34,9 @@ class Mapping(dict):
 
     line: int = 0
 
-    def __init__(self, *args, lines: dict | None = None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.lines: dict = dict(lines or {})
+        self.lines: dict = {}
 
     def line_of(self, key) -> int:
         return self.lines.get(key, self.line)
