@@ -3,7 +3,10 @@ the optimiser, dev scoring, early stopping on the best dev score, a time cap
 and per-epoch checkpoints. Task-specific work is in tasks.py; this module
 only knows "a step returns a loss" and "dev returns a score".
 """
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -57,6 +60,37 @@ def restore(model: Layer, weights: dict) -> None:
         layer.params[local][...] = weights[name]
 
 
+@contextmanager
+def deferred_interrupt():
+    """Ctrl-C is noted and raised between steps, never inside a compiled kernel.
+
+    A KeyboardInterrupt raised while numba code runs surfaces as a SystemError
+    ("returned a result with an exception set"); deferring it to the step
+    boundary turns it into a clean interrupt the caller can checkpoint.
+    Yields a function that raises KeyboardInterrupt if Ctrl-C was pressed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    pressed = []
+
+    def note(signum, frame):
+        if pressed:                      # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        pressed.append(signum)
+
+    old = signal.signal(signal.SIGINT, note)
+
+    def check():
+        if pressed:
+            raise KeyboardInterrupt
+
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Generator], list],
         make: Callable[[np.ndarray, np.random.Generator], Batch], evaluate_dev: Callable[[Layer], tuple] | None,
         cfg: dict, progress=None, on_epoch_end: Callable | None = None, start_epoch: int = 0,
@@ -75,50 +109,52 @@ def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Gen
     t_start = time.perf_counter()
     stopped, bad_epochs = "epochs", 0
     base_lr = cfg["lr"]
-    for epoch in range(start_epoch, cfg["epochs"]):
-        opt.lr = base_lr / (1.0 + cfg["lr_decay"] * epoch)
-        t0 = time.perf_counter()
-        losses, norms, n_tok = [], [], 0
-        index_batches = batches_for_epoch(epoch, rng)
-        for k, idx in enumerate(index_batches):
-            batch = make(idx, rng)
-            model.zero_grads()
-            losses.append(train_step(task, model, batch, rng, cfg.get("margin", 0.25)))
-            grads, rows = model.grad_list(), model.grad_rows()
-            if cfg["clip_value"]:
-                optim.clip_by_value(grads, cfg["clip_value"], rows)
-            norm = optim.clip_by_global_norm(grads, cfg["clip_norm"], rows) if cfg["clip_norm"] \
-                else optim.global_norm(grads, rows)
-            norms.append(norm)
-            opt.step(grads, rows)
-            n_tok += batch.n_tokens
+    with deferred_interrupt() as check_interrupt:
+        for epoch in range(start_epoch, cfg["epochs"]):
+            opt.lr = base_lr / (1.0 + cfg["lr_decay"] * epoch)
+            t0 = time.perf_counter()
+            losses, norms, n_tok = [], [], 0
+            index_batches = batches_for_epoch(epoch, rng)
+            for k, idx in enumerate(index_batches):
+                batch = make(idx, rng)
+                model.zero_grads()
+                losses.append(train_step(task, model, batch, rng, cfg.get("margin", 0.25)))
+                grads, rows = model.grad_list(), model.grad_rows()
+                if cfg["clip_value"]:
+                    optim.clip_by_value(grads, cfg["clip_value"], rows)
+                norm = optim.clip_by_global_norm(grads, cfg["clip_norm"], rows) if cfg["clip_norm"] \
+                    else optim.global_norm(grads, rows)
+                norms.append(norm)
+                opt.step(grads, rows)
+                n_tok += batch.n_tokens
+                check_interrupt()
+                if progress is not None:
+                    progress(None, dict(epoch=epoch, step=k + 1, steps=len(index_batches), loss=losses[-1],
+                                        grad_norm=norm))
+                if cfg["max_time"] and time.perf_counter() - t_start > cfg["max_time"]:
+                    stopped = "max_time"
+                    break
+            secs = time.perf_counter() - t0
+            rec = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"),
+                              n_tok / max(secs, 1e-9), float(np.mean(norms)) if norms else 0.0,
+                              float(np.max(norms)) if norms else 0.0, secs)
+            score = -rec.loss
+            if evaluate_dev is not None:
+                score, rec.dev = evaluate_dev(model)
+            history.append(rec)
+            if score > best_score:
+                best_epoch, best_score, best_weights, bad_epochs = epoch + 1, score, snapshot(model), 0
+            else:
+                bad_epochs += 1
             if progress is not None:
-                progress(None, dict(epoch=epoch, step=k + 1, steps=len(index_batches), loss=losses[-1],
-                                    grad_norm=norm))
-            if cfg["max_time"] and time.perf_counter() - t_start > cfg["max_time"]:
-                stopped = "max_time"
+                progress(rec, None)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, model, opt, rng, (best_epoch, best_score, best_weights), history)
+            if stopped == "max_time":
                 break
-        secs = time.perf_counter() - t0
-        rec = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"),
-                          n_tok / max(secs, 1e-9), float(np.mean(norms)) if norms else 0.0,
-                          float(np.max(norms)) if norms else 0.0, secs)
-        score = -rec.loss
-        if evaluate_dev is not None:
-            score, rec.dev = evaluate_dev(model)
-        history.append(rec)
-        if score > best_score:
-            best_epoch, best_score, best_weights, bad_epochs = epoch + 1, score, snapshot(model), 0
-        else:
-            bad_epochs += 1
-        if progress is not None:
-            progress(rec, None)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, model, opt, rng, (best_epoch, best_score, best_weights), history)
-        if stopped == "max_time":
-            break
-        if cfg["patience"] and bad_epochs >= cfg["patience"]:
-            stopped = "patience"
-            break
+            if cfg["patience"] and bad_epochs >= cfg["patience"]:
+                stopped = "patience"
+                break
     return FitResult(history, best_epoch, float(best_score), best_weights, stopped,
                      time.perf_counter() - t_start)
 
