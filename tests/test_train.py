@@ -67,7 +67,7 @@ def test_tagger_learns_a_rule_that_needs_context(tmp_path):
 
 def test_classifier_learns_negation_that_a_bag_of_words_cannot(tmp_path):
     train_set, dev_set = negation(800, 0), negation(300, 1)
-    _, rnn, _ = train(tmp_path, train_set, dev_set, "rnn", task="classifier", epochs=15, hidden=32, embed=16,
+    _, rnn, _ = train(tmp_path, train_set, dev_set, "rnn", task="classifier", cell="lstm", epochs=15, hidden=32, embed=16,
                       dropout=0.0, word_dropout=0.0, lr=0.01, pool="last")
     _, bow, _ = train(tmp_path, train_set, dev_set, "bow", task="classifier", cell="none", epochs=15, embed=16,
                       dropout=0.0, word_dropout=0.0, lr=0.01)
