@@ -97,8 +97,9 @@ class CellChecks:
         err_x, err_w = check_fd(self.forward, self.backward, xp, w_h, p.offsets, options)
         assert err_x < 1e-6 and err_w < 1e-6
 
-    def test_each_sequence_alone_equals_the_packed_batch(self, options):
-        p, xp, w_h = random_case(self.G, [7, 2, 9, 1, 4, 4, 6], H=5)
+    @pytest.mark.parametrize("S", [1, 2])  # S = 1: the batch is split into rank chunks (kernels/_math.py)
+    def test_each_sequence_alone_equals_the_packed_batch(self, S, options):
+        p, xp, w_h = random_case(self.G, [7, 2, 9, 1, 4, 4, 6], H=5, S=S)
         assert max(check_sequential(self.forward, self.backward, xp, w_h, p, options)) < 1e-12
 
     @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])

@@ -1,5 +1,7 @@
 """Vanilla RNN kernels (seqtool/kernels/rnn.py), tanh and ReLU: the shared checks of reference.CellChecks,
 PyTorch parity, and the shared helpers of kernels/_math.py."""
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from numba import njit
@@ -76,8 +78,15 @@ def test_addmm_nt_every_edge(n, k, m, dtype):
 
 @pytest.mark.parametrize("lengths", [[1], [2, 1], CellChecks.RAGGED, [40] + [1] * 31, list(range(1, 33))])
 @pytest.mark.parametrize("streams", [1, 2])
-def test_rank_chunks_cover_the_batch(lengths, streams):
+def test_rank_chunks_cover_the_batch_at_the_least_cost(lengths, streams):
     p = make_packing(lengths)
     b = _math.rank_chunks(p.offsets, streams)
-    assert b[0] == 0 and b[-1] == len(lengths) and (np.diff(b) >= 1).all()
-    assert len(b) - 1 == min(len(lengths), max(1, -(-_math.THREADS // streams)))
+    C = min(len(lengths), max(1, -(-_math.THREADS // streams)))
+    assert b[0] == 0 and b[-1] == len(lengths) and (np.diff(b) >= 1).all() and len(b) - 1 <= C
+    L = np.sort(lengths)[::-1]
+
+    def cost(r0, r1):  # rows + STEP_ROWS * steps of the chunk of ranks r0:r1
+        return L[r0:r1].sum() + _math.STEP_ROWS * L[r0]
+    worst = max(cost(r0, r1) for r0, r1 in pairwise(b))
+    if C == 2:  # every single cut is no better
+        assert worst == min(max(cost(0, k), cost(k, len(L))) for k in range(1, len(L)))
