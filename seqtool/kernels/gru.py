@@ -135,9 +135,9 @@ def _gates_forward(cache):
     """2: r, u = sigmoid(a_ru), in place in cache[:, :2H]."""
     H = cache.shape[1] // 3
     for i in range(cache.shape[0]):
-        cr = cache[i]
+        ru = cache[i, :2 * H]
         for j in range(2 * H):
-            cr[j] = sigmoid(cr[j])
+            ru[j] = sigmoid(ru[j])
 
 
 @njit(**JIT)
@@ -145,15 +145,15 @@ def _state_forward(h, cache, hp, has_prev):
     """4, 5: c = tanh(a_c) in place in cache[:, 2H:]; h = (1 - u) h_{t-1} + u c."""
     H = h.shape[1]
     for i in range(h.shape[0]):
-        cr, hr, hpr = cache[i], h[i], hp[i]
-        for j in range(2 * H, 3 * H):  # 4
-            cr[j] = tanh(cr[j])
+        hr, hpr, u, c = h[i], hp[i], cache[i, H:2 * H], cache[i, 2 * H:]
+        for j in range(H):  # 4
+            c[j] = tanh(c[j])
         if has_prev:
             for j in range(H):  # 5: h = h_prev + u (c - h_prev)
-                hr[j] = hpr[j] + cr[H + j] * (cr[2 * H + j] - hpr[j])
+                hr[j] = hpr[j] + u[j] * (c[j] - hpr[j])
         else:
             for j in range(H):
-                hr[j] = cr[H + j] * cr[2 * H + j]
+                hr[j] = u[j] * c[j]
 
 
 @njit(**JIT)
@@ -162,17 +162,18 @@ def _state_backward(da, dh_prev, dh, cache, hp, has_prev):
     H = dh.shape[1]
     one = dh.dtype.type(1)
     for i in range(dh.shape[0]):
-        dar, dhr, cr, hpr, dpr = da[i], dh[i], cache[i], hp[i], dh_prev[i]
+        dhr, hpr, dpr, u, c = dh[i], hp[i], dh_prev[i], cache[i, H:2 * H], cache[i, 2 * H:]
+        da_u, da_c = da[i, H:2 * H], da[i, 2 * H:]
         for j in range(H):  # 5, 4: c = tanh(a_c)
-            dar[2 * H + j] = dhr[j] * cr[H + j] * dtanh(cr[2 * H + j])
+            da_c[j] = dhr[j] * u[j] * dtanh(c[j])
         if has_prev:
             for j in range(H):  # 5: h = h_prev + u (c - h_prev);  2: u = sigmoid(a_u)
-                dar[H + j] = dhr[j] * (cr[2 * H + j] - hpr[j]) * dsigmoid(cr[H + j])
+                da_u[j] = dhr[j] * (c[j] - hpr[j]) * dsigmoid(u[j])
             for j in range(H):  # 5: h_prev's direct path
-                dpr[j] += dhr[j] * (one - cr[H + j])
+                dpr[j] += dhr[j] * (one - u[j])
         else:
             for j in range(H):
-                dar[H + j] = dhr[j] * cr[2 * H + j] * dsigmoid(cr[H + j])
+                da_u[j] = dhr[j] * c[j] * dsigmoid(u[j])
 
 
 @njit(**JIT)
@@ -180,11 +181,11 @@ def _gates_backward(da, dh_prev, drh, cache, hp):
     """3, 2 backwards: rh = r * h_{t-1}  ->  da_r into da[:, :H]; dh_prev += drh * r."""
     H = drh.shape[1]
     for i in range(drh.shape[0]):
-        dar, dpr, dr, cr, hpr = da[i], dh_prev[i], drh[i], cache[i], hp[i]
+        da_r, dpr, dr, r, hpr = da[i, :H], dh_prev[i], drh[i], cache[i, :H], hp[i]
         for j in range(H):  # 3: d r = drh * h_prev;  2: r = sigmoid(a_r)
-            dar[j] = dr[j] * hpr[j] * dsigmoid(cr[j])
+            da_r[j] = dr[j] * hpr[j] * dsigmoid(r[j])
         for j in range(H):  # 3: d h_prev through r * h_prev
-            dpr[j] += dr[j] * cr[j]
+            dpr[j] += dr[j] * r[j]
 
 
 @njit(**JIT)

@@ -113,21 +113,23 @@ def _cell_forward(h, cache, cache_prev, has_prev):
     """Steps 2-4, the gates activated in place in cache[:, :4H]; c_{t-1} from cache_prev."""
     H = h.shape[1]
     for r in range(h.shape[0]):
-        cr, cp, hr = cache[r], cache_prev[r], h[r]
-        for j in range(2 * H):  # 2: i, f
-            cr[j] = sigmoid(cr[j])
-        for j in range(2 * H, 3 * H):  # 2: g
-            cr[j] = tanh(cr[j])
-        for j in range(3 * H, 4 * H):  # 2: o
-            cr[j] = sigmoid(cr[j])
+        hr, cr = h[r], cache[r]
+        i, f, g, o, c = cr[:H], cr[H:2 * H], cr[2 * H:3 * H], cr[3 * H:4 * H], cr[4 * H:]
+        i_f, c_prev = cr[:2 * H], cache_prev[r, 4 * H:]
+        for j in range(2 * H):  # 2
+            i_f[j] = sigmoid(i_f[j])
+        for j in range(H):
+            g[j] = tanh(g[j])
+        for j in range(H):
+            o[j] = sigmoid(o[j])
         if has_prev:
-            for j in range(H):  # 3: c = f c_{t-1} + i g
-                cr[4 * H + j] = cr[H + j] * cp[4 * H + j] + cr[j] * cr[2 * H + j]
+            for j in range(H):  # 3
+                c[j] = f[j] * c_prev[j] + i[j] * g[j]
         else:
             for j in range(H):
-                cr[4 * H + j] = cr[j] * cr[2 * H + j]
-        for j in range(H):  # 4: h = o tanh(c)
-            hr[j] = cr[3 * H + j] * tanh(cr[4 * H + j])
+                c[j] = i[j] * g[j]
+        for j in range(H):  # 4
+            hr[j] = o[j] * tanh(c[j])
 
 
 @njit(**JIT)
@@ -135,20 +137,23 @@ def _cell_backward(da, dc, dh, cache, cache_prev, has_prev):
     """Steps 4-2 backwards. da (n, 4H) out; dc (n, H) in: d c_t from t+1, out: d c_{t-1}."""
     H = dh.shape[1]
     for r in range(dh.shape[0]):
-        dar, dcr, dhr, cr, cp = da[r], dc[r], dh[r], cache[r], cache_prev[r]
-        for j in range(H):  # 4: h = o tanh(c), plus c's use at t+1
-            dcr[j] += dhr[j] * cr[3 * H + j] * dtanh(tanh(cr[4 * H + j]))
+        dcr, dhr, cr, dar = dc[r], dh[r], cache[r], da[r]
+        i, f, g, o, c = cr[:H], cr[H:2 * H], cr[2 * H:3 * H], cr[3 * H:4 * H], cr[4 * H:]
+        da_i, da_f, da_g, da_o = dar[:H], dar[H:2 * H], dar[2 * H:3 * H], dar[3 * H:]
+        c_prev = cache_prev[r, 4 * H:]
+        for j in range(H):  # 4: h = o tanh(c), plus c's use at t+1 (dc from 3 of step t+1)
+            dcr[j] += dhr[j] * o[j] * dtanh(tanh(c[j]))
         for j in range(H):  # 4, 2: o = sigmoid(a_o)
-            dar[3 * H + j] = dhr[j] * tanh(cr[4 * H + j]) * dsigmoid(cr[3 * H + j])
+            da_o[j] = dhr[j] * tanh(c[j]) * dsigmoid(o[j])
         for j in range(H):  # 3: c = f c_prev + i g;  2: i = sigmoid(a_i)
-            dar[j] = dcr[j] * cr[2 * H + j] * dsigmoid(cr[j])
+            da_i[j] = dcr[j] * g[j] * dsigmoid(i[j])
         if has_prev:
             for j in range(H):  # 3, 2: f
-                dar[H + j] = dcr[j] * cp[4 * H + j] * dsigmoid(cr[H + j])
+                da_f[j] = dcr[j] * c_prev[j] * dsigmoid(f[j])
         else:
             for j in range(H):
-                dar[H + j] = 0
+                da_f[j] = 0
         for j in range(H):  # 3, 2: g = tanh(a_g)
-            dar[2 * H + j] = dcr[j] * cr[j] * dtanh(cr[2 * H + j])
+            da_g[j] = dcr[j] * i[j] * dtanh(g[j])
         for j in range(H):  # 3: d c_{t-1}
-            dcr[j] *= cr[H + j]
+            dcr[j] *= f[j]
