@@ -61,6 +61,14 @@ class Ragged:
             out[p.rows[b, :L]] = self.flat[self.offsets[i]:self.offsets[i] + L]
         return out
 
+    def packed_matrix(self, matrix: np.ndarray, indices: np.ndarray, p: Packing) -> np.ndarray:
+        """Rows of ``matrix`` (len(flat), w), one per token of this Ragged, as packed rows (N, w)."""
+        out = np.zeros((p.n_rows,) + matrix.shape[1:], dtype=matrix.dtype)
+        for b, i in enumerate(indices):
+            L = min(p.lengths[b], self.offsets[i + 1] - self.offsets[i])
+            out[p.rows[b, :L]] = matrix[self.offsets[i]:self.offsets[i] + L]
+        return out
+
 
 @dataclass
 class Batch:
@@ -73,6 +81,7 @@ class Batch:
     labels: np.ndarray | None      # (B,) gold label ids (classifiers)
     ids2: np.ndarray | None = None           # second side of a pair (siamese), packed
     packing2: Packing | None = None
+    chars: np.ndarray | None = None          # (N, 1 + W) word shape + character ids, packed (charfeatures.py)
 
     @property
     def n_tokens(self) -> int:
@@ -102,14 +111,19 @@ def length_bucketed_order(lengths: np.ndarray, batch_size: int, rng: np.random.G
 
 
 def make_batch(indices: np.ndarray, tokens: Ragged, tags: Ragged | None = None,
-               labels: np.ndarray | None = None, tokens2: Ragged | None = None) -> Batch:
-    """Pack the records ``indices`` of the given columns into a Batch."""
+               labels: np.ndarray | None = None, tokens2: Ragged | None = None,
+               chars: np.ndarray | None = None) -> Batch:
+    """Pack the records ``indices`` of the given columns into a Batch.
+
+    ``chars`` (len(tokens.flat), 1 + W), when given, holds one row per token of ``tokens``.
+    """
     lengths = np.maximum(tokens.lengths[indices], 1)
     p = make_packing(lengths)
     ids = tokens.packed(indices, p)
     tag_ids = tags.packed(indices, p) if tags is not None else None
     lab = labels[indices] if labels is not None else None
     if tokens2 is None:
-        return Batch(indices, p, ids, tag_ids, lab)
+        char_rows = tokens.packed_matrix(chars, indices, p) if chars is not None else None
+        return Batch(indices, p, ids, tag_ids, lab, chars=char_rows)
     p2 = make_packing(np.maximum(tokens2.lengths[indices], 1))
     return Batch(indices, p, ids, tag_ids, lab, tokens2.packed(indices, p2), p2)

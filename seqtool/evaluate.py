@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqtool.charfeatures import char_matrix
 from seqtool.dataset import Batch, Ragged, length_bucketed_order, make_batch
 from seqtool.errors import DataError
 from seqtool.layers import Layer
 from seqtool.metrics import ClassifierScorer, EntityScorer, PairScorer
-from seqtool.tasks import encode, predict_logprobs
+from seqtool.tasks import encode, model_input, predict_logprobs, predict_tag_ids
 
 
 @dataclass
@@ -24,12 +25,13 @@ class TaskData:
     tags: Ragged | None = None          # tag ids (taggers)
     labels: np.ndarray | None = None    # label ids (classifiers) or is_duplicate (pairs)
     tokens2: Ragged | None = None       # q2 ids (pairs)
+    chars: np.ndarray | None = None     # (len(tokens.flat), 1 + W) shape + character ids per token (--char)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def batch(self, idx: np.ndarray) -> Batch:
-        return make_batch(idx, self.tokens, self.tags, self.labels, self.tokens2)
+        return make_batch(idx, self.tokens, self.tags, self.labels, self.tokens2, self.chars)
 
     def batch_order(self, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
         """Index arrays of one epoch's batches (in input order when rng is None)."""
@@ -50,9 +52,14 @@ def _cut(record: dict, ids_key: str, length_key: str) -> list:
     return ids if n is None else ids[:n]
 
 
-def collect(records, task: str, name: str = "<input>") -> TaskData:
-    """TaskData from records that carry ids (vocab.encode output or ``seqtool pad`` lines)."""
+def collect(records, task: str, name: str = "<input>", char_index: dict | None = None) -> TaskData:
+    """TaskData from records that carry ids (vocab.encode output or ``seqtool pad`` lines).
+
+    With ``char_index`` (a Vocab's ``chars.index``) the records' ``tokens`` also
+    become the character column (charfeatures.char_matrix).
+    """
     tokens, tags, labels, tokens2 = Ragged(), Ragged() if task == "tagger" else None, [], None
+    words = [] if char_index is not None else None
     if task == "siamese":
         tokens2 = Ragged()
     for n, r in enumerate(records, 1):
@@ -66,6 +73,8 @@ def collect(records, task: str, name: str = "<input>") -> TaskData:
         if "ids" not in r:
             raise DataError(f"record {n} has no tokens (needs \"tokens\" or \"text\")", name)
         tokens.append(_cut(r, "ids", "length"))
+        if words is not None:
+            words.append(_words(r, n, name))
         if task == "tagger":
             if "tag_ids" not in r:
                 raise DataError(f"record {n} has no \"tags\": every training record of a tagger needs them", name)
@@ -77,18 +86,28 @@ def collect(records, task: str, name: str = "<input>") -> TaskData:
             labels.append(r["label_id"])
     return TaskData(task, tokens.finish(), tags.finish() if tags is not None else None,
                     np.asarray(labels, np.int64) if task != "tagger" else None,
-                    tokens2.finish() if tokens2 is not None else None)
+                    tokens2.finish() if tokens2 is not None else None,
+                    char_matrix(words, char_index) if words is not None else None)
+
+
+def _words(record: dict, n: int, name: str) -> list:
+    """The token strings of a record, as many as its ids (for the character column)."""
+    words = record.get("tokens")
+    size = len(_cut(record, "ids", "length"))
+    if words is None or len(words) < size:
+        raise DataError(f"record {n} has no \"tokens\" to read characters from", name)
+    return words[:size]
 
 
 # ---------------------------------------------------------------- batched prediction, record order
 
 def predict_tags(model: Layer, data: TaskData, batch_size: int = 256):
-    """For each record in order: (predicted tag ids (L,), their probabilities (L,))."""
+    """For each record in order: (predicted tag ids (L,), their probabilities (L,)).
+
+    With a CRF: the Viterbi path and each tag's marginal probability."""
     for idx in data.batch_order(batch_size, None):
         b = data.batch(idx)
-        logp = predict_logprobs(model, b.ids, b.packing)        # (N, K) packed
-        best = logp.argmax(axis=1)
-        prob = np.exp(logp[np.arange(len(best)), best])
+        best, prob = predict_tag_ids(model, model_input(model, b), b.packing)   # (N,) packed
         for k in range(len(idx)):
             rows = b.packing.rows[k, :b.packing.lengths[k]]
             yield best[rows], prob[rows]

@@ -13,6 +13,7 @@ from typing import BinaryIO
 import numpy as np
 
 from seqtool import modelio
+from seqtool.charfeatures import char_matrix
 from seqtool.dataset import Ragged
 from seqtool.errors import UsageError
 from seqtool.evaluate import TaskData, predict_labels, predict_tags
@@ -20,7 +21,7 @@ from seqtool.jsonl import STDIN, dumps
 from seqtool.metrics import spans
 from seqtool.readers import Source
 from seqtool.stages import Report
-from seqtool.tasks import build_model, set_weights
+from seqtool.tasks import build_model, reads_chars, set_weights
 from seqtool.vocab import Vocab, prepare
 
 INTERNAL_KEYS = ("ids", "tag_ids", "label_id", "q1_ids", "q2_ids")
@@ -34,7 +35,9 @@ class LoadedModel:
         self.config, weights, vocab, self.metrics = modelio.load_model(path)
         self.vocab = Vocab.from_dict(vocab, path)
         self.task = self.config["task"]
-        self.model = build_model(self.config, self.config["n_vocab"], self.config["n_out"], seed=0)
+        self.model = build_model(self.config, self.config["n_vocab"], self.config["n_out"], seed=0,
+                                 n_chars=len(self.vocab.chars),
+                                 tag_names=self.vocab.tags.names if self.task == "tagger" else None)
         set_weights(self.model, weights)
 
     def encode(self, record: dict) -> dict:
@@ -84,12 +87,15 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
 
 
 def _predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
-    data = TaskData(loaded.task, Ragged([r["ids"] for r in chunk]).finish())
+    chars = char_matrix([r["tokens"] for r in chunk], loaded.vocab.chars.index) \
+        if reads_chars(loaded.config) else None
+    data = TaskData(loaded.task, Ragged([r["ids"] for r in chunk]).finish(), chars=chars)
     if loaded.task == "tagger":
         names = loaded.vocab.tags.names
         for rec, (pred, prob) in zip(chunk, predict_tags(loaded.model, data, len(chunk))):
             _strip(rec)
             rec["tags"] = [names[t] for t in pred]
+            # score: the mean probability of the entity's tags (with a CRF, their forward-backward marginals)
             rec["entities"] = [{"type": typ, "start": s, "end": e, "text": " ".join(rec["tokens"][s:e]),
                                 "score": round(float(np.mean(prob[s:e])), 4)} for typ, s, e in spans(rec["tags"])]
         return chunk

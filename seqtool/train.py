@@ -23,7 +23,7 @@ from seqtool.jsonl import STDIN, open_input
 from seqtool.readers import Source
 from seqtool.siamese import training_pairs
 from seqtool.stages import Report
-from seqtool.tasks import ARCH_DEFAULTS, TASKS, build_model, check_arch
+from seqtool.tasks import ARCH_DEFAULTS, TASKS, build_model, check_arch, reads_chars, word_embedding
 from seqtool.vocab import Counts, Vocab, prepare
 
 VOCAB_DEFAULTS = dict(min_count=1, max_size=None, lowercase=False)
@@ -84,7 +84,7 @@ def read_training_data(train: str, fmt: str | None, vocab_path: str | None, cfg:
                 vocab = counts.vocab(min_count=cfg["min_count"], max_size=cfg["max_size"],
                                      lowercase=cfg["lowercase"])
             records = src.map(vocab.encode)
-        data = collect(records, cfg["task"], src.name)
+        data = collect(records, cfg["task"], src.name, _char_index(vocab, cfg))
         warning = src.reject.warning()
     if warning:
         print(f"seqtool train: {warning}", file=sys.stderr)
@@ -93,9 +93,31 @@ def read_training_data(train: str, fmt: str | None, vocab_path: str | None, cfg:
     return data, vocab, fingerprint
 
 
-def read_dev(dev: str, fmt: str | None, vocab: Vocab, task: str) -> TaskData:
+def read_dev(dev: str, fmt: str | None, vocab: Vocab, task: str, cfg: dict | None = None) -> TaskData:
     src = Source(dev, fmt)
-    return collect(src.map(vocab.encode), task, src.name)
+    return collect(src.map(vocab.encode), task, src.name, _char_index(vocab, cfg or {}))
+
+
+def _char_index(vocab: Vocab, cfg: dict) -> dict | None:
+    return vocab.chars.index if reads_chars(cfg) else None
+
+
+def _pretrained(model, cfg: dict, vocab: Vocab) -> str:
+    """Fill the word embedding from cfg["embeddings"]; returns the coverage line for stderr."""
+    from seqtool.embeddings import load_vectors
+
+    coverage = load_vectors(cfg["embeddings"], vocab.words.names, word_embedding(model).params["E"])
+    return coverage.summary(cfg["embeddings"])
+
+
+def _embed_size(cfg: dict, given: int | None) -> None:
+    """--embeddings sets --embed to the file's dimension; a different --embed is an error."""
+    from seqtool.embeddings import vector_dim
+
+    dim = vector_dim(cfg["embeddings"])
+    if given is not None and int(given) != dim:
+        raise UsageError(f"--embed {given} does not match the {dim}-dimensional vectors of {cfg['embeddings']}")
+    cfg["embed"] = dim
 
 
 # ---------------------------------------------------------------- the stage
@@ -118,9 +140,14 @@ def run_train(train: str = STDIN, *, output: str, task: str = "tagger", dev: str
         if len(data) < 4:
             raise DataError("a siamese model needs duplicate pairs (is_duplicate 1) to train on; found "
                             f"{len(data) // 2}", train)
-    dev_data = read_dev(dev, format, vocabulary, task) if dev else None
+    dev_data = read_dev(dev, format, vocabulary, task, cfg) if dev else None
     n_out = _output_size(task, vocabulary)
-    model = build_model(cfg, len(vocabulary.words), n_out, cfg["seed"])
+    if cfg["embeddings"]:
+        _embed_size(cfg, options.get("embed"))
+    model = build_model(cfg, len(vocabulary.words), n_out, cfg["seed"], n_chars=len(vocabulary.chars),
+                        tag_names=vocabulary.tags.names if task == "tagger" else None)
+    if cfg["embeddings"] and not resume:
+        print(f"seqtool train: {_pretrained(model, cfg, vocabulary)}", file=sys.stderr)
     ckpt_path = output.rstrip("/") + ".ckpt"
     state = _load_resume(ckpt_path, model) if resume else None
     opt = make_optimizer(model, cfg)
@@ -168,8 +195,8 @@ def run_train(train: str = STDIN, *, output: str, task: str = "tagger", dev: str
                if result.best_epoch >= 1 and result.best_epoch - 1 < len(result.history) else {},
                "stopped": result.stopped, "seconds": round(time.perf_counter() - t0, 2),
                "history": [vars(r) for r in result.history]}
-    config = dict(cfg, n_vocab=len(vocabulary.words), n_out=n_out, data_fingerprint=fingerprint,
-                  threads=threads)
+    config = dict(cfg, n_vocab=len(vocabulary.words), n_out=n_out, n_chars=len(vocabulary.chars),
+                  data_fingerprint=fingerprint, threads=threads)
     if task == "siamese":
         config["threshold"] = metrics["best_dev"].get("threshold")
     modelio.save_model(output, config, {k: v for k, v in model.named_params().items()}, vocabulary.to_dict(),

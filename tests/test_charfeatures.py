@@ -94,3 +94,39 @@ def test_char_cnn_matches_torch_conv1d_and_max(torch, window):
     np.testing.assert_allclose(layer.grads["E"], emb.weight.grad.numpy(), atol=1e-12)
     np.testing.assert_allclose(layer.grads["W"], conv.weight.grad.numpy().transpose(2, 1, 0), atol=1e-12)
     np.testing.assert_allclose(layer.grads["b"], conv.bias.grad.numpy(), atol=1e-12)
+
+
+# ---------------------------------------------------------------- end to end: unseen words
+
+def _names_task(n, seed):
+    """Tag capitalised words B-NAME; every word is a fresh random string, so the dev words are all unseen."""
+    rng = np.random.default_rng(seed)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    out = []
+    for _ in range(n):
+        toks, tags = [], []
+        for _ in range(rng.integers(3, 9)):
+            word = "".join(rng.choice(letters, size=rng.integers(3, 8)))
+            name = rng.random() < 0.3
+            toks.append(word.capitalize() if name else word)
+            tags.append("B-NAME" if name else "O")
+        out.append({"tokens": toks, "tags": tags})
+    return out
+
+
+def test_char_features_tag_words_never_seen_in_training(tmp_path):
+    import json
+
+    from seqtool.train import run_train
+
+    paths = []
+    for name, recs in (("tr", _names_task(300, 0)), ("dv", _names_task(80, 1))):
+        paths.append(str(tmp_path / f"{name}.jsonl"))
+        with open(paths[-1], "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in recs)
+    common = dict(dev=paths[1], progress=False, threads=2, epochs=10, hidden=16, embed=8, dropout=0.0, lr=0.01,
+                  min_count=2, word_dropout=0.0)
+    plain = run_train(paths[0], output=str(tmp_path / "plain"), **common)[0]
+    chars = run_train(paths[0], output=str(tmp_path / "char"), char=True, char_dim=8, char_filters=8, **common)[0]
+    assert plain["dev"]["f1"] < 0.5, plain      # every dev word reads as <UNK>: nothing tells names apart
+    assert chars["dev"]["f1"] > 0.95, chars

@@ -17,34 +17,58 @@ import numpy as np
 from numba import njit, prange
 
 
+@njit(cache=True)
+def _cnn_word(n, y, arg, P, b, chars):
+    # word n: writes y[n] (F,) and arg[n] (F,)
+    C, k, F = P.shape
+    W = chars.shape[1]
+    h = k // 2
+    L = 0
+    while L < W and chars[n, L] != 0:
+        L += 1
+    for f in range(F):
+        y[n, f] = b[f]
+        arg[n, f] = -1
+    z = np.empty(F, dtype=P.dtype)
+    for p in range(L):
+        for f in range(F):
+            z[f] = b[f]
+        for o in range(k):
+            q = p + o - h
+            c = chars[n, q] if 0 <= q < L else 0                # outside the word: the <PAD> marker
+            for f in range(F):
+                z[f] += P[c, o, f]                              # 1: z[p] = b + sum_o P[c_{p+o-h}, o]
+        for f in range(F):
+            if p == 0 or z[f] > y[n, f]:
+                y[n, f] = z[f]                                  # 2: y = max_p z[p]
+                arg[n, f] = p
+
+
 @njit(parallel=True, cache=True)
-def char_cnn_forward(P, b, chars):
-    # P (C, k, F) folded filters, b (F,), chars (N, W) int, left-aligned, 0 past the word's end
-    # -> y (N, F), arg (N, F) int32: the position p of the max (-1 for an empty word: y = b)
+def _cnn_par(y, arg, P, b, chars):
+    for n in prange(chars.shape[0]):  # parallel over words; iteration n owns y[n], arg[n]
+        _cnn_word(n, y, arg, P, b, chars)
+
+
+@njit(cache=True)
+def _cnn_ser(y, arg, P, b, chars):
+    for n in range(chars.shape[0]):
+        _cnn_word(n, y, arg, P, b, chars)
+
+
+PARALLEL_WORK = 4_000_000   # N*W*k*F adds; below it a thread team costs more than it saves
+
+
+def char_cnn_forward(P, b, chars, parallel=None):
+    """P (C, k, F) folded filters, b (F,), chars (N, W) int, left-aligned, 0 past the word's end
+    -> y (N, F), arg (N, F) int32: the position p of the max (-1 for an empty word: y = b)"""
     C, k, F = P.shape
     N, W = chars.shape
-    h = k // 2
     y = np.empty((N, F), dtype=P.dtype)
-    arg = np.full((N, F), -1, dtype=np.int32)
-    z = np.empty((N, F), dtype=P.dtype)   # z[n] is iteration n's scratch row
-    for n in prange(N):  # parallel over words; iteration n owns y[n], arg[n], z[n]
-        L = 0
-        while L < W and chars[n, L] != 0:
-            L += 1
-        for f in range(F):
-            y[n, f] = b[f]
-        for p in range(L):
-            for f in range(F):
-                z[n, f] = b[f]
-            for o in range(k):
-                q = p + o - h
-                c = chars[n, q] if 0 <= q < L else 0            # outside the word: the <PAD> marker
-                for f in range(F):
-                    z[n, f] += P[c, o, f]                       # 1: z[p] = b + sum_o P[c_{p+o-h}, o]
-            for f in range(F):
-                if p == 0 or z[n, f] > y[n, f]:
-                    y[n, f] = z[n, f]                           # 2: y = max_p z[p]
-                    arg[n, f] = p
+    arg = np.empty((N, F), dtype=np.int32)
+    if parallel is None:
+        parallel = N * W * k * F >= PARALLEL_WORK
+    (_cnn_par if parallel else _cnn_ser)(y, arg, P, b, chars)
     return y, arg
 
 

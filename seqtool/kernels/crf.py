@@ -27,9 +27,6 @@ back in the emissions' dtype.
 import numpy as np
 from numba import njit, prange
 
-_PAR = dict(parallel=True, cache=True)
-
-
 @njit(cache=True, inline="always")
 def _lse_col(v, M, j):
     # log sum_i exp(v[i] + M[i, j]) for v (K,), M (K, K)
@@ -92,124 +89,211 @@ def _log_z(alpha, end, offsets, r, L):
     return m + np.log(z)                                            # 3: log Z
 
 
-@njit(**_PAR)
-def crf_forward(em, tags, trans, start, end, offsets, lengths):
-    # em (N, K) emissions, tags (N,) gold tag per row, trans (K, K), start (K,), end (K,),
-    # offsets (T+1,), lengths (B,) sorted (rank order)
-    # -> nll (B,) float64 per rank, log_z (B,) float64, alpha (N, K) float64 (the cache)
+# ---------------------------------------------------------------- per sequence (rank r): the math
+
+@njit(cache=True)
+def _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
+    # writes alpha rows of sequence r, log_z[r], nll[r]
+    L = lengths[r]
+    _alpha(alpha, em, trans, start, offsets, r, L)
+    log_z[r] = _log_z(alpha, end, offsets, r, L)
+    row = offsets[0] + r
+    gold = start[tags[row]] + em[row, tags[row]]                    # 6: s(y_gold)
+    for t in range(1, L):
+        prev, row = row, offsets[t] + r
+        gold += trans[tags[prev], tags[row]] + em[row, tags[row]]
+    gold += end[tags[row]]
+    nll[r] = log_z[r] - gold                                        # 7: nll = log Z - s(y_gold)
+
+
+@njit(cache=True)
+def _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
+    # writes beta and dem rows of sequence r, dtrans[r], dstart[r], dend[r] (zeroed by the caller)
+    K = em.shape[1]
+    L = lengths[r]
+    g = dnll[r]
+    lz = log_z[r]
+    _beta(beta, em, trans, end, offsets, r, L)
+    row = offsets[0] + r
+    for t in range(L):
+        row = offsets[t] + r
+        for j in range(K):
+            p = np.exp(alpha[row, j] + beta[row, j] - lz)           # back 3: d log Z / d e[t, j] = p(y_t = j)
+            dem[row, j] = g * p
+            if t == 0:
+                dstart[r, j] += g * p                               # back 1: d alpha[0] / d start
+            if t == L - 1:
+                dend[r, j] += g * p                                 # back 3: d log Z / d end
+        dem[row, tags[row]] -= g                                    # back 6: d(-s) / d e[t, y_t] = -1
+        if t > 0:
+            prev = offsets[t - 1] + r
+            for i in range(K):
+                for j in range(K):                                  # back 2: pairwise marginal
+                    dtrans[r, i, j] += g * np.exp(alpha[prev, i] + trans[i, j] + em[row, j] + beta[row, j] - lz)
+            dtrans[r, tags[prev], tags[row]] -= g                   # back 6: gold transition
+    dstart[r, tags[offsets[0] + r]] -= g                            # back 6: gold start
+    dend[r, tags[row]] -= g                                         # back 6: gold end
+
+
+@njit(cache=True)
+def _marginals_seq(r, p, log_z, alpha, beta, em, trans, start, end, offsets, lengths):
+    # writes alpha, beta and p rows of sequence r, log_z[r]
+    K = em.shape[1]
+    L = lengths[r]
+    _alpha(alpha, em, trans, start, offsets, r, L)
+    _beta(beta, em, trans, end, offsets, r, L)
+    log_z[r] = _log_z(alpha, end, offsets, r, L)
+    for t in range(L):
+        row = offsets[t] + r
+        for j in range(K):
+            p[row, j] = np.exp(alpha[row, j] + beta[row, j] - log_z[r])
+
+
+@njit(cache=True)
+def _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, lengths):
+    # writes delta, back and best rows of sequence r, score[r]
+    K = em.shape[1]
+    L = lengths[r]
+    row = offsets[0] + r
+    for j in range(K):
+        delta[row, j] = start[j] + em[row, j]
+    for t in range(1, L):
+        prev, row = row, offsets[t] + r
+        for j in range(K):
+            bi, bv = 0, -np.inf
+            for i in range(K):
+                v = delta[prev, i] + trans[i, j]
+                if v > bv:
+                    bi, bv = i, v
+            delta[row, j] = bv + em[row, j]                         # best path ending in j at t
+            back[row, j] = bi
+    bj, bv = 0, -np.inf
+    for j in range(K):
+        v = delta[row, j] + end[j]
+        if v > bv:
+            bj, bv = j, v
+    score[r] = bv
+    for t in range(L - 1, -1, -1):                                  # follow the back pointers
+        row = offsets[t] + r
+        best[row] = bj
+        if t > 0:
+            bj = back[row, bj]
+
+
+# ---------------------------------------------------------------- drivers: over the sequences
+# Each kernel has a parallel driver (prange over ranks: iteration r owns the rows offsets[t] + r
+# of every (N, .) array and entry r of every (B, ...) array, so no two iterations write one
+# place) and a serial twin. The outputs are allocated by the Python wrappers below, so a
+# parallel driver is exactly one parallel region. Under PARALLEL_WORK transition terms (N*K*K)
+# a batch is about a millisecond of work and a thread team costs more than it saves (far more
+# on a loaded machine), so it runs serially.
+PARALLEL_WORK = 2_000_000
+
+
+@njit(parallel=True, cache=True)
+def _nll_par(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
+    for r in prange(lengths.shape[0]):
+        _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths)
+
+
+@njit(cache=True)
+def _nll_ser(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
+    for r in range(lengths.shape[0]):
+        _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths)
+
+
+@njit(parallel=True, cache=True)
+def _grad_par(dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
+    for r in prange(lengths.shape[0]):
+        _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z)
+
+
+@njit(cache=True)
+def _grad_ser(dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
+    for r in range(lengths.shape[0]):
+        _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z)
+
+
+@njit(parallel=True, cache=True)
+def _marginals_par(p, log_z, alpha, beta, em, trans, start, end, offsets, lengths):
+    for r in prange(lengths.shape[0]):
+        _marginals_seq(r, p, log_z, alpha, beta, em, trans, start, end, offsets, lengths)
+
+
+@njit(cache=True)
+def _marginals_ser(p, log_z, alpha, beta, em, trans, start, end, offsets, lengths):
+    for r in range(lengths.shape[0]):
+        _marginals_seq(r, p, log_z, alpha, beta, em, trans, start, end, offsets, lengths)
+
+
+@njit(parallel=True, cache=True)
+def _viterbi_par(best, score, delta, back, em, trans, start, end, offsets, lengths):
+    for r in prange(lengths.shape[0]):
+        _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, lengths)
+
+
+@njit(cache=True)
+def _viterbi_ser(best, score, delta, back, em, trans, start, end, offsets, lengths):
+    for r in range(lengths.shape[0]):
+        _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, lengths)
+
+
+# ---------------------------------------------------------------- the kernels
+
+def crf_forward(em, tags, trans, start, end, offsets, lengths, parallel=None):
+    """em (N, K) emissions, tags (N,) gold tag per row, trans (K, K), start (K,), end (K,),
+    offsets (T+1,), lengths (B,) sorted (rank order); parallel None: by the amount of work
+    -> nll (B,) float64 per rank, log_z (B,) float64, alpha (N, K) float64 (the cache)"""
     N, K = em.shape
     B = lengths.shape[0]
     alpha = np.empty((N, K), dtype=np.float64)
     nll = np.empty(B, dtype=np.float64)
     log_z = np.empty(B, dtype=np.float64)
-    for r in prange(B):  # parallel over sequences; iteration r owns rows offsets[t] + r, nll[r], log_z[r]
-        L = lengths[r]
-        _alpha(alpha, em, trans, start, offsets, r, L)
-        log_z[r] = _log_z(alpha, end, offsets, r, L)
-        row = offsets[0] + r
-        gold = start[tags[row]] + em[row, tags[row]]                # 6: s(y_gold)
-        for t in range(1, L):
-            prev, row = row, offsets[t] + r
-            gold += trans[tags[prev], tags[row]] + em[row, tags[row]]
-        gold += end[tags[row]]
-        nll[r] = log_z[r] - gold                                    # 7: nll = log Z - s(y_gold)
+    run = _nll_par if _parallel(parallel, N * K * K) else _nll_ser
+    run(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths)
     return nll, log_z, alpha
 
 
-@njit(**_PAR)
-def crf_backward(dnll, em, tags, trans, start, end, offsets, lengths, alpha, log_z):
-    # dnll (B,) gradient of the loss w.r.t. each rank's nll; the rest as crf_forward (alpha, log_z its cache)
-    # -> dem (N, K) in em's dtype, dtrans (B, K, K), dstart (B, K), dend (B, K) float64 per rank
-    #    (the caller sums the per-rank weight gradients: each iteration owns its own slice)
+def crf_backward(dnll, em, tags, trans, start, end, offsets, lengths, alpha, log_z, parallel=None):
+    """dnll (B,) gradient of the loss w.r.t. each rank's nll; the rest as crf_forward (alpha, log_z its cache)
+    -> dem (N, K) in em's dtype, dtrans (B, K, K), dstart (B, K), dend (B, K) float64 per rank
+       (the caller sums the per-rank weight gradients: each iteration owns its own slice)"""
     N, K = em.shape
     B = lengths.shape[0]
     beta = np.empty((N, K), dtype=np.float64)
-    dem = np.zeros((N, K), dtype=em.dtype)
+    dem = np.empty((N, K), dtype=em.dtype)
     dtrans = np.zeros((B, K, K), dtype=np.float64)
     dstart = np.zeros((B, K), dtype=np.float64)
     dend = np.zeros((B, K), dtype=np.float64)
-    for r in prange(B):  # iteration r owns rows offsets[t] + r of beta and dem, and dtrans[r], dstart[r], dend[r]
-        L = lengths[r]
-        g = dnll[r]
-        lz = log_z[r]
-        _beta(beta, em, trans, end, offsets, r, L)
-        row = offsets[0] + r
-        for t in range(L):
-            row = offsets[t] + r
-            for j in range(K):
-                p = np.exp(alpha[row, j] + beta[row, j] - lz)       # back 3: d log Z / d e[t, j] = p(y_t = j)
-                dem[row, j] = g * p
-                if t == 0:
-                    dstart[r, j] += g * p                           # back 1: d alpha[0] / d start
-                if t == L - 1:
-                    dend[r, j] += g * p                             # back 3: d log Z / d end
-            dem[row, tags[row]] -= g                                # back 6: d(-s) / d e[t, y_t] = -1
-            if t > 0:
-                prev = offsets[t - 1] + r
-                for i in range(K):
-                    for j in range(K):                              # back 2: pairwise marginal
-                        dtrans[r, i, j] += g * np.exp(alpha[prev, i] + trans[i, j] + em[row, j]
-                                                      + beta[row, j] - lz)
-                dtrans[r, tags[prev], tags[row]] -= g               # back 6: gold transition
-        dstart[r, tags[offsets[0] + r]] -= g                        # back 6: gold start
-        dend[r, tags[row]] -= g                                     # back 6: gold end
+    run = _grad_par if _parallel(parallel, N * K * K) else _grad_ser
+    run(dem, dtrans, dstart, dend, beta, np.asarray(dnll, dtype=np.float64), em, tags, trans, end, offsets,
+        lengths, alpha, log_z)
     return dem, dtrans, dstart, dend
 
 
-@njit(**_PAR)
-def crf_marginals(em, trans, start, end, offsets, lengths):
-    # -> p (N, K) float64: p[row, j] = p(y_t = j | x) for the row's sequence and step; log_z (B,)
+def crf_marginals(em, trans, start, end, offsets, lengths, parallel=None):
+    """-> p (N, K) float64: p[row, j] = p(y_t = j | x) for the row's sequence and step; log_z (B,)"""
     N, K = em.shape
-    B = lengths.shape[0]
     alpha = np.empty((N, K), dtype=np.float64)
     beta = np.empty((N, K), dtype=np.float64)
     p = np.empty((N, K), dtype=np.float64)
-    log_z = np.empty(B, dtype=np.float64)
-    for r in prange(B):  # iteration r owns the rows of sequence r and log_z[r]
-        L = lengths[r]
-        _alpha(alpha, em, trans, start, offsets, r, L)
-        _beta(beta, em, trans, end, offsets, r, L)
-        log_z[r] = _log_z(alpha, end, offsets, r, L)
-        for t in range(L):
-            row = offsets[t] + r
-            for j in range(K):
-                p[row, j] = np.exp(alpha[row, j] + beta[row, j] - log_z[r])
+    log_z = np.empty(lengths.shape[0], dtype=np.float64)
+    run = _marginals_par if _parallel(parallel, N * K * K) else _marginals_ser
+    run(p, log_z, alpha, beta, em, trans, start, end, offsets, lengths)
     return p, log_z
 
 
-@njit(**_PAR)
-def crf_viterbi(em, trans, start, end, offsets, lengths):
-    # -> best (N,) int64 tag per row of the highest-scoring path of each sequence, score (B,) float64
+def crf_viterbi(em, trans, start, end, offsets, lengths, parallel=None):
+    """-> best (N,) int64 tag per row of the highest-scoring path of each sequence, score (B,) float64"""
     N, K = em.shape
-    B = lengths.shape[0]
     delta = np.empty((N, K), dtype=np.float64)   # best score of a path ending in j at the row
     back = np.empty((N, K), dtype=np.int64)      # its previous tag
     best = np.empty(N, dtype=np.int64)
-    score = np.empty(B, dtype=np.float64)
-    for r in prange(B):  # iteration r owns the rows of sequence r and score[r]
-        L = lengths[r]
-        row = offsets[0] + r
-        for j in range(K):
-            delta[row, j] = start[j] + em[row, j]
-        for t in range(1, L):
-            prev, row = row, offsets[t] + r
-            for j in range(K):
-                bi, bv = 0, -np.inf
-                for i in range(K):
-                    v = delta[prev, i] + trans[i, j]
-                    if v > bv:
-                        bi, bv = i, v
-                delta[row, j] = bv + em[row, j]
-                back[row, j] = bi
-        bj, bv = 0, -np.inf
-        for j in range(K):
-            v = delta[row, j] + end[j]
-            if v > bv:
-                bj, bv = j, v
-        score[r] = bv
-        for t in range(L - 1, -1, -1):
-            row = offsets[t] + r
-            best[row] = bj
-            if t > 0:
-                bj = back[row, bj]
+    score = np.empty(lengths.shape[0], dtype=np.float64)
+    run = _viterbi_par if _parallel(parallel, N * K * K) else _viterbi_ser
+    run(best, score, delta, back, em, trans, start, end, offsets, lengths)
     return best, score
+
+
+def _parallel(parallel, work: int) -> bool:
+    return work >= PARALLEL_WORK if parallel is None else bool(parallel)

@@ -45,11 +45,12 @@ def _args(p, em, tags, trans, start, end):
     return em, tags, trans, start, end, p.offsets, np.ascontiguousarray(p.lengths[p.order])
 
 
-def test_log_partition_nll_marginals_and_viterbi_match_enumeration():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_log_partition_nll_marginals_and_viterbi_match_enumeration(parallel):
     p, em, tags, trans, start, end = _problem()
-    nll, log_z, _ = crf_forward(*_args(p, em, tags, trans, start, end))
-    marg, log_z2 = crf_marginals(em, trans, start, end, p.offsets, p.lengths[p.order])
-    best, score = crf_viterbi(em, trans, start, end, p.offsets, p.lengths[p.order])
+    nll, log_z, _ = crf_forward(*_args(p, em, tags, trans, start, end), parallel=parallel)
+    marg, log_z2 = crf_marginals(em, trans, start, end, p.offsets, p.lengths[p.order], parallel=parallel)
+    best, score = crf_viterbi(em, trans, start, end, p.offsets, p.lengths[p.order], parallel=parallel)
     for b in range(p.batch):
         rows = p.rows[b, :p.lengths[b]]
         r = int(np.flatnonzero(p.order == b)[0])
@@ -62,7 +63,8 @@ def test_log_partition_nll_marginals_and_viterbi_match_enumeration():
         assert score[r] == pytest.approx(_score(em[rows], bpath, trans, start, end), abs=1e-10)
 
 
-def test_gradient_matches_finite_differences():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_gradient_matches_finite_differences(parallel):
     p, em, tags, trans, start, end = _problem()
     args = _args(p, em, tags, trans, start, end)
     w = np.random.default_rng(1).normal(size=p.batch)   # loss = sum_r w_r nll_r
@@ -71,7 +73,7 @@ def test_gradient_matches_finite_differences():
         return float((crf_forward(*args)[0] * w).sum())
 
     _, log_z, alpha = crf_forward(*args)
-    dem, dtrans, dstart, dend = crf_backward(w, *args, alpha, log_z)
+    dem, dtrans, dstart, dend = crf_backward(w, *args, alpha, log_z, parallel=parallel)
     assert relative_error(dem, numerical_gradient(loss, em)) < 1e-6
     assert relative_error(dtrans.sum(0), numerical_gradient(loss, trans)) < 1e-6
     assert relative_error(dstart.sum(0), numerical_gradient(loss, start)) < 1e-6
@@ -124,3 +126,18 @@ def test_forbidden_transitions_are_never_decoded():
     marg, _ = crf_marginals(em, trans, start, end, p.offsets, p.lengths[p.order])
     assert marg[:, 2].max() < 1e-100
     np.testing.assert_allclose(marg.sum(1), 1.0)
+
+
+def test_parallel_drivers_equal_serial_on_a_large_batch():
+    lengths = np.random.default_rng(5).integers(1, 40, size=300)
+    p, em, tags, trans, start, end = _problem(np.float32, lengths=list(lengths))
+    args = _args(p, em, tags, trans, start, end)
+    outs = {}
+    for par in (False, True):
+        nll, log_z, alpha = crf_forward(*args, parallel=par)
+        grads = crf_backward(np.ones(p.batch), *args, alpha, log_z, parallel=par)
+        marg, _ = crf_marginals(em, trans, start, end, p.offsets, args[-1], parallel=par)
+        best, _ = crf_viterbi(em, trans, start, end, p.offsets, args[-1], parallel=par)
+        outs[par] = (nll, *grads, marg, best)
+    for a, b in zip(outs[False], outs[True]):
+        np.testing.assert_array_equal(a, b)
