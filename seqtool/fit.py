@@ -31,6 +31,7 @@ class EpochRecord:
     max_grad_norm: float
     seconds: float
     dev: dict = field(default_factory=dict)
+    skipped_steps: int = 0    # steps whose gradient was NaN/inf, not applied
 
 
 @dataclass
@@ -113,7 +114,7 @@ def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Gen
         for epoch in range(start_epoch, cfg["epochs"]):
             opt.lr = base_lr / (1.0 + cfg["lr_decay"] * epoch)
             t0 = time.perf_counter()
-            losses, norms, n_tok = [], [], 0
+            losses, norms, n_tok, skipped = [], [], 0, 0
             index_batches = batches_for_epoch(epoch, rng)
             for k, idx in enumerate(index_batches):
                 batch = make(idx, rng)
@@ -125,7 +126,10 @@ def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Gen
                 norm = optim.clip_by_global_norm(grads, cfg["clip_norm"], rows) if cfg["clip_norm"] \
                     else optim.global_norm(grads, rows)
                 norms.append(norm)
-                opt.step(grads, rows)
+                if np.isfinite(norm):        # a NaN/inf gradient would poison every weight: skip the step
+                    opt.step(grads, rows)
+                else:
+                    skipped += 1
                 n_tok += batch.n_tokens
                 check_interrupt()
                 if progress is not None:
@@ -138,6 +142,7 @@ def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Gen
             rec = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"),
                               n_tok / max(secs, 1e-9), float(np.mean(norms)) if norms else 0.0,
                               float(np.max(norms)) if norms else 0.0, secs)
+            rec.skipped_steps = skipped
             score = -rec.loss
             if evaluate_dev is not None:
                 score, rec.dev = evaluate_dev(model)

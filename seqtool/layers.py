@@ -32,13 +32,8 @@ class Context:
 
     @cached_property
     def rev(self) -> np.ndarray:
-        """(N,) involution reversing every sequence within its length (Packing.reverse_index, vectorised)."""
-        p = self.packing
-        valid = p.rows >= 0                                       # (B, T)
-        t_rev = np.where(valid, p.lengths[:, None] - 1 - np.arange(p.steps), 0)
-        rev = np.empty(p.n_rows, dtype=np.int64)
-        rev[p.rows[valid]] = np.take_along_axis(p.rows, t_rev, axis=1)[valid]   # (b, t) -> (b, L_b-1-t)
-        return rev
+        """(N,) involution reversing every sequence within its length."""
+        return self.packing.reverse_index()
 
     @cached_property
     def last_rows(self) -> np.ndarray:

@@ -44,12 +44,10 @@ class Packing:
 
     def reverse_index(self) -> np.ndarray:
         """(N,) row permutation that reverses each sequence within its length (an involution)."""
-        sorted_len = self.lengths[self.order]
+        valid = self.rows >= 0                                          # (B, T)
+        t_rev = np.where(valid, self.lengths[:, None] - 1 - np.arange(self.steps), 0)
         rev = np.empty(self.n_rows, dtype=np.int64)
-        for t in range(self.steps):
-            n = self.batch_sizes[t]
-            ranks = np.arange(n)
-            rev[self.offsets[t]:self.offsets[t] + n] = self.offsets[sorted_len[:n] - 1 - t] + ranks
+        rev[self.rows[valid]] = np.take_along_axis(self.rows, t_rev, axis=1)[valid]   # (b, t) -> (b, L_b-1-t)
         return rev
 
     def last_rows(self) -> np.ndarray:
