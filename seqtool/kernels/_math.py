@@ -10,6 +10,10 @@ Compile options (``JIT``): fastmath reassoc/contract lets LLVM vectorise the
 reductions and fuse multiply-adds (no nnan/ninf: inf and NaN propagate as IEEE
 says); error_model "numpy" drops the ZeroDivisionError branch that numba puts
 on every float division and that blocks vectorisation.
+
+Numba's on-disk cache keys a function on its own file only: after editing
+this module, delete seqtool/kernels/__pycache__/*.nbi and *.nbc, or the cells
+keep (and may crash on) code built against the old helpers.
 """
 import numba
 import numpy as np
@@ -231,19 +235,19 @@ def step_rows(offsets, t, r0, r1):
 
 
 @njit(**JIT)
-def gather_t(src, c0, c1, offsets, r0, r1, lag):
-    """(c1 - c0, m) transposed: column q = src[row of (t - lag, r), c0:c1] for the m pairs (t >= 1, r in r0:r1)
+def gather_t(src, cols, offsets, r0, r1, lag):
+    """(cols, m) transposed: column q = src[row of (t - lag, r), :cols] for the m pairs (t >= 1, r in r0:r1)
     running at t, t ascending. lag 1 gives the previous step's rows (h_{t-1}), lag 0 the step's own."""
     m = 0
     for t in range(1, len(offsets) - 1):
         m += max(0, min(offsets[t + 1] - offsets[t], r1) - r0)
-    out = np.empty((c1 - c0, m), src.dtype)
+    out = np.empty((cols, m), src.dtype)
     q = 0
     for t in range(1, len(offsets) - 1):
         row = offsets[t - lag] + r0
         for i in range(max(0, min(offsets[t + 1] - offsets[t], r1) - r0)):
-            for j in range(c0, c1):
-                out[j - c0, q] = src[row + i, j]
+            for j in range(cols):
+                out[j, q] = src[row + i, j]
             q += 1
     return out
 
@@ -256,8 +260,7 @@ def add_weight_grad(dw, h, dxp, offsets, r0, r1):
     BLAS here lets its own thread pool fight numba's for the cores (10-50x
     slower on 2 threads, benchmarks/gemm_strategies.py).
     """
-    addmm_nt(dw, dw, gather_t(h, 0, h.shape[1], offsets, r0, r1, 1), 0,
-             gather_t(dxp, 0, dxp.shape[1], offsets, r0, r1, 0))
+    addmm_nt(dw, dw, gather_t(h, h.shape[1], offsets, r0, r1, 1), 0, gather_t(dxp, dxp.shape[1], offsets, r0, r1, 0))
 
 
 @njit(**JIT)

@@ -207,10 +207,10 @@ def _split(w_h):
 def _add_weight_grad(dw, h, cache, dxp, offsets, r0, r1):
     """1, 3: dW_ru += h_{t-1}^T da_ru, dW_c += (r h_{t-1})^T da_c over steps t >= 1 of ranks r0:r1."""
     H = h.shape[1]
-    hT = gather_t(h, 0, H, offsets, r0, r1, 1)  # (H, m) h_{t-1}
-    dT = gather_t(dxp, 0, 3 * H, offsets, r0, r1, 0)  # (3H, m) da
+    hT = gather_t(h, H, offsets, r0, r1, 1)  # (H, m) h_{t-1}
+    dT = gather_t(dxp, 3 * H, offsets, r0, r1, 0)  # (3H, m) da
     addmm_nt(dw[:, :2 * H], dw[:, :2 * H], hT, 0, dT[:2 * H])
-    rT = gather_t(cache, 0, H, offsets, r0, r1, 0)  # (H, m) r
+    rT = gather_t(cache, H, offsets, r0, r1, 0)  # (H, m) r
     for k in range(H):
         for q in range(hT.shape[1]):
             hT[k, q] *= rT[k, q]  # now (r h_{t-1})^T
