@@ -4,6 +4,7 @@
     python benchmarks/gemm_strategies.py               # all shapes, ~4 minutes on 2 cores
     python benchmarks/gemm_strategies.py --quick       # fewer repeats
     python benchmarks/gemm_strategies.py --shapes 32x128 --streams 2
+    NUMBA_NUM_THREADS=1 python benchmarks/gemm_strategies.py --kernels-only --cpu-time   # one core's cost
 
 Each measurement runs the chain a recurrent kernel runs: packed batches of the
 torch_baseline.py shape (Gamma(k=2) lengths, mean 14, max 40), for each step t
@@ -191,8 +192,11 @@ def lengths_like_baseline(rng, batch, mean_len=14, max_len=40):
     return np.clip(np.rint(rng.gamma(2.0, mean_len / 2.0, batch)), 1, max_len).astype(np.int64)
 
 
+CLOCK = time.perf_counter  # --cpu-time: time.process_time
+
+
 def best_times(fns, repeats, budget=3.0):
-    """Best wall time of each function. Calls go round-robin so that a burst of load from elsewhere
+    """Best time of each function. Calls go round-robin so that a burst of load from elsewhere
     hits every strategy alike; a function stops after `repeats` calls, or after 3 once it has used
     `budget` seconds (the slow strategies)."""
     for fn in fns:
@@ -202,9 +206,9 @@ def best_times(fns, repeats, budget=3.0):
         for i, fn in enumerate(fns):
             if calls[i] >= 3 and spent[i] > budget:
                 continue
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             fn()
-            dt = time.perf_counter() - t0
+            dt = CLOCK() - t0
             best[i], spent[i], calls[i] = min(best[i], dt), spent[i] + dt, calls[i] + 1
     return best
 
@@ -303,7 +307,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=30, help="interleaved rounds; the best time counts")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--kernels-only", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by process CPU time: with NUMBA_NUM_THREADS=1, the compute cost whatever else runs")
     args = ap.parse_args()
+    if args.cpu_time:
+        global CLOCK
+        CLOCK = time.process_time
     if args.quick:
         args.repeats = 5
     import numba
