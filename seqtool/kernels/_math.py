@@ -227,6 +227,24 @@ def _fill_chunks(bounds, steps, cum, max_cost):
     return count
 
 
+@njit(**JIT)
+def forward_setup(xp, w_h, offsets, K):
+    """Outputs and operands of a cell's forward: h (S, N, H), cache (S, N, K*H), W_h^T (S, G*H, H), rank bounds."""
+    S, N, _ = xp.shape
+    H = w_h.shape[1]
+    return (np.empty((S, N, H), xp.dtype), np.empty((S, N, K * H), xp.dtype), transpose_each(w_h),
+            rank_chunks(offsets, S))
+
+
+@njit(**JIT)
+def backward_setup(dh, xp, w_h, offsets):
+    """Outputs and buffers of a cell's backward: dxp (S, N, G*H); dh's copy (S, N, H), to which each
+    step adds its recurrent part; dw_h partials (S*C, H, G*H), one per work item; rank bounds."""
+    bounds = rank_chunks(offsets, xp.shape[0])
+    dw_parts = np.zeros((xp.shape[0] * (len(bounds) - 1),) + w_h.shape[1:], xp.dtype)
+    return np.empty(xp.shape, xp.dtype), dh.copy(), dw_parts, bounds
+
+
 @njit(cache=True)
 def step_rows(offsets, t, r0, r1):
     """(row, prev, n): rows row:row+n hold step t of ranks r0.. < r1 still running,

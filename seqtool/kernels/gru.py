@@ -20,16 +20,16 @@ from numba import njit, prange
 from ._math import (
     JIT,
     addmm_nt,
+    backward_setup,
     copy_cols,
     dsigmoid,
     dtanh,
+    forward_setup,
     gather_t,
-    rank_chunks,
     sigmoid,
     step_rows,
     sum_chunks,
     tanh,
-    transpose_each,
 )
 
 
@@ -37,26 +37,19 @@ from ._math import (
 def gru_forward(xp, w_h, offsets):
     """xp (S, N, 3H), w_h (S, H, 3H), offsets (T+1,) -> h (S, N, H), cache (S, N, 3H)."""
     xp, w_h = np.ascontiguousarray(xp), np.ascontiguousarray(w_h)  # no-op views for C arrays
-    S, N, _ = xp.shape
-    H = w_h.shape[1]
-    h = np.empty((S, N, H), xp.dtype)
-    cache = np.empty((S, N, 3 * H), xp.dtype)
-    _forward_items(h, cache, xp, transpose_each(w_h), offsets, rank_chunks(offsets, S))
+    h, cache, wt, bounds = forward_setup(xp, w_h, offsets, 3)
+    _forward_items(h, cache, xp, wt, offsets, bounds)
     return h, cache
 
 
 @njit(**JIT)
 def gru_backward(dh, xp, w_h, offsets, h, cache):
-    """dh (S, N, H) + forward's arrays -> dxp (S, N, 3H), dw_h (S, H, 3H)."""
+    """dh (S, N, H) + forward's arrays -> dxp (S, N, 3H) (d loss / d a_ru, a_c: steps 1, 3), dw_h (S, H, 3H)."""
     w_h, h, cache = np.ascontiguousarray(w_h), np.ascontiguousarray(h), np.ascontiguousarray(cache)
-    S, _, H = h.shape
-    bounds = rank_chunks(offsets, S)
-    dxp = np.empty(xp.shape, xp.dtype)  # d loss / d (a_ru, a_c), steps 1 and 3
-    dh_all = dh.copy()  # (S, N, H): dh, plus the recurrent part once step t+1 is done
+    dxp, dh_all, dw_parts, bounds = backward_setup(dh, xp, w_h, offsets)
     w_ru, w_c = _split(w_h)  # (S, H, 2H), (S, H, H) contiguous
-    dw_parts = np.zeros((S * (len(bounds) - 1), H, 3 * H), xp.dtype)  # one per work item
     _backward_items(dxp, dw_parts, dh_all, h, cache, w_ru, w_c, offsets, bounds)
-    return dxp, sum_chunks(dw_parts, S)
+    return dxp, sum_chunks(dw_parts, len(xp))
 
 
 @njit(parallel=True, **JIT)

@@ -23,15 +23,15 @@ from ._math import (
     JIT,
     add_weight_grad,
     addmm_nt,
+    backward_setup,
     copy_cols,
     dsigmoid,
     dtanh,
-    rank_chunks,
+    forward_setup,
     sigmoid,
     step_rows,
     sum_chunks,
     tanh,
-    transpose_each,
 )
 
 
@@ -39,25 +39,18 @@ from ._math import (
 def lstm_forward(xp, w_h, offsets):
     """xp (S, N, 4H), w_h (S, H, 4H), offsets (T+1,) -> h (S, N, H), cache (S, N, 5H)."""
     xp, w_h = np.ascontiguousarray(xp), np.ascontiguousarray(w_h)  # no-op views for C arrays
-    S, N, _ = xp.shape
-    H = w_h.shape[1]
-    h = np.empty((S, N, H), xp.dtype)
-    cache = np.empty((S, N, 5 * H), xp.dtype)
-    _forward_items(h, cache, xp, transpose_each(w_h), offsets, rank_chunks(offsets, S))
+    h, cache, wt, bounds = forward_setup(xp, w_h, offsets, 5)
+    _forward_items(h, cache, xp, wt, offsets, bounds)
     return h, cache
 
 
 @njit(**JIT)
 def lstm_backward(dh, xp, w_h, offsets, h, cache):
-    """dh (S, N, H) + forward's arrays -> dxp (S, N, 4H), dw_h (S, H, 4H)."""
+    """dh (S, N, H) + forward's arrays -> dxp (S, N, 4H) (d loss / d a, step 1), dw_h (S, H, 4H)."""
     w_h, h, cache = np.ascontiguousarray(w_h), np.ascontiguousarray(h), np.ascontiguousarray(cache)
-    S, _, H = h.shape
-    bounds = rank_chunks(offsets, S)
-    dxp = np.empty(xp.shape, xp.dtype)  # d loss / d a, step 1's pre-activations
-    dh_all = dh.copy()  # (S, N, H): dh, plus the recurrent part once step t+1 is done
-    dw_parts = np.zeros((S * (len(bounds) - 1), H, 4 * H), xp.dtype)  # one per work item
+    dxp, dh_all, dw_parts, bounds = backward_setup(dh, xp, w_h, offsets)
     _backward_items(dxp, dw_parts, dh_all, h, cache, w_h, offsets, bounds)
-    return dxp, sum_chunks(dw_parts, S)
+    return dxp, sum_chunks(dw_parts, len(xp))
 
 
 @njit(parallel=True, **JIT)

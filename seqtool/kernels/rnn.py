@@ -15,13 +15,13 @@ from ._math import (
     JIT,
     add_weight_grad,
     addmm_nt,
+    backward_setup,
     copy_cols,
     dtanh,
-    rank_chunks,
+    forward_setup,
     step_rows,
     sum_chunks,
     tanh,
-    transpose_each,
 )
 
 
@@ -29,23 +29,18 @@ from ._math import (
 def rnn_forward(xp, w_h, offsets, relu):
     """xp (S, N, H), w_h (S, H, H), offsets (T+1,), relu (bool) -> h (S, N, H), cache (S, N, 0)."""
     xp, w_h = np.ascontiguousarray(xp), np.ascontiguousarray(w_h)  # no-op views for C arrays
-    S, N, H = xp.shape
-    h = np.empty((S, N, H), xp.dtype)
-    _forward_items(h, xp, transpose_each(w_h), offsets, rank_chunks(offsets, S), relu)
-    return h, np.empty((S, N, 0), xp.dtype)
+    h, cache, wt, bounds = forward_setup(xp, w_h, offsets, 0)
+    _forward_items(h, xp, wt, offsets, bounds, relu)
+    return h, cache
 
 
 @njit(**JIT)
 def rnn_backward(dh, xp, w_h, offsets, h, cache, relu):
-    """dh (S, N, H) + forward's arrays -> dxp (S, N, H), dw_h (S, H, H)."""
+    """dh (S, N, H) + forward's arrays -> dxp (S, N, H) (d loss / d a, step 1), dw_h (S, H, H)."""
     w_h, h = np.ascontiguousarray(w_h), np.ascontiguousarray(h)
-    S, _, H = h.shape
-    bounds = rank_chunks(offsets, S)
-    dxp = np.empty(xp.shape, xp.dtype)  # d loss / d a, step 1's pre-activations
-    dh_all = dh.copy()  # (S, N, H): dh, plus the recurrent part once step t+1 is done
-    dw_parts = np.zeros((S * (len(bounds) - 1), H, H), xp.dtype)  # one per work item
+    dxp, dh_all, dw_parts, bounds = backward_setup(dh, xp, w_h, offsets)
     _backward_items(dxp, dw_parts, dh_all, h, w_h, offsets, bounds, relu)
-    return dxp, sum_chunks(dw_parts, S)
+    return dxp, sum_chunks(dw_parts, len(xp))
 
 
 @njit(parallel=True, **JIT)
