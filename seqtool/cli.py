@@ -9,6 +9,11 @@ import sys
 
 import click
 
+# Kernel threads are numba's; OpenBLAS's own pool (numpy's matmuls) would spin on the same cores and stall
+# numba's parallel regions (measured: a training step 31 ms with one BLAS thread, 240+ ms without). Set before
+# numpy loads; a user's explicit setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from seqtool import __version__
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
 from seqtool.readers import FORMATS

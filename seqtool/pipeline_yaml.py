@@ -80,7 +80,11 @@ def load(path: str) -> Mapping:
     """The top-level mapping of the YAML file at ``path``; UsageError (with the line) otherwise."""
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.load(f, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader
+            loader = _Loader(f)          # a SafeLoader subclass that records line numbers
+            try:
+                doc = loader.get_single_data()
+            finally:
+                loader.dispose()
     except OSError as e:
         raise UsageError(e.strerror or str(e), path) from None
     except UnicodeDecodeError as e:
