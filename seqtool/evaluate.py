@@ -140,7 +140,7 @@ def dev_score(model: Layer, data: TaskData, vocab, cfg: dict) -> tuple[float, di
         for i, (pred, _) in enumerate(predict_tags(model, data)):
             scorer.add([names[t] for t in data.tags[i]], [names[t] for t in pred])
         r = scorer.result()
-        acc = r["correct_tags"] / max(r["tokens"], 1)
+        acc = r["accuracy"]
         metrics = {"f1": r["f1"], "precision": r["precision"], "recall": r["recall"], "accuracy": acc}
         return (r["f1"] if r["gold"] else acc), metrics
     if data.task == "classifier":
