@@ -188,6 +188,42 @@ def _read_config(path: str | None) -> dict:
 
 
 model_option = click.option("-m", "--model", required=True, metavar="DIR", help="A model directory (seqtool train -o).")
+
+
+class DaskAddress(click.ParamType):
+    """``--dask``: a scheduler URL or local:N, checked before anything runs (pipelines too)."""
+
+    name = "Dask address (tcp://HOST:PORT or local:N)"
+
+    def convert(self, value, param, ctx):
+        from seqtool.distributed import parse_address
+
+        try:
+            parse_address(value if isinstance(value, str) else "")
+        except UsageError:
+            self.fail(f"{value!r}: expected a scheduler address (tcp://HOST:PORT) or local:N (N >= 1)", param, ctx)
+        return value
+
+
+inputs_argument = click.argument("input", nargs=-1, metavar="[INPUT]...")
+dask_option = click.option(
+    "--dask", type=DaskAddress(), metavar="ADDRESS",
+    help="Run on a Dask cluster: a scheduler (tcp://HOST:8786) or local:N worker processes (pip install "
+         "'seqtool[dask]'). INPUT... are then files or globs, read by the workers.")
+outdir_option = click.option(
+    "-o", "--output", metavar="DIR",
+    help="With --dask: write the records to DIR/part-00000.jsonl, ... (in input order) instead of stdout.")
+
+
+def _inputs(inputs: tuple, dask: str | None, output: str | None):
+    """--dask: the INPUT list; otherwise the one INPUT (default -), which is all one process reads."""
+    if dask:
+        return list(inputs)
+    if output is not None:
+        raise UsageError("-o DIR (part files) goes with --dask; without it the records go to stdout")
+    if len(inputs) > 1:
+        raise UsageError("several INPUTs go with --dask; for one process, cat them into one stream")
+    return inputs[0] if inputs else "-"
 batch_option = click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
                             help="Records per prediction batch (memory is flat in the input's length).")
 
@@ -268,14 +304,16 @@ def train(settings, task, train_file, dev, output, vocab_file, fmt, config_file,
 
 @cli.command()
 @model_option
-@input_argument
+@inputs_argument
 @format_option
 @click.option("--output-format", type=click.Choice(["jsonl", "conll"]), default="jsonl", show_default=True,
               help="conll: token gold predicted per line, for conlleval-style tools.")
 @batch_option
 @skip_invalid_option
+@dask_option
+@outdir_option
 @click.pass_obj
-def tag(settings, model, input, fmt, output_format, batch_size, skip_invalid):
+def tag(settings, model, input, fmt, output_format, batch_size, skip_invalid, dask, output):
     """Add a model's predictions to every record: tags and entities, or label and probs.
 
     Records stream through in order, batch by batch. A gold tags or label in
@@ -283,24 +321,29 @@ def tag(settings, model, input, fmt, output_format, batch_size, skip_invalid):
 
     \b
     seqtool tag -m models/ner < new.jsonl > tagged.jsonl
+    seqtool tag -m models/ner --dask local:4 'data/*.jsonl' -o tagged/
     """
-    from seqtool.tag import run_tag
-
-    _finish(settings, run_tag(model, input, _stdout(), format=fmt, output_format=output_format,
-                              batch_size=batch_size, threads=settings.threads, skip_invalid=skip_invalid,
-                              progress=False if settings.quiet else None))
+    opts = {"format": fmt, "output_format": output_format, "batch_size": batch_size, "threads": settings.threads,
+            "skip_invalid": skip_invalid, "progress": False if settings.quiet else None}
+    if dask:
+        from seqtool.distributed import run_tag as stage
+        opts.update(dask=dask, output=output)
+    else:
+        from seqtool.tag import run_tag as stage
+    _finish(settings, stage(model, _inputs(input, dask, output), _stdout(), **opts))
 
 
 @cli.command(name="eval")
 @click.option("-m", "--model", metavar="DIR", help="Tag INPUT with this model and score it.")
 @click.option("--pred", is_flag=True, help="INPUT is already tagged (seqtool tag or dedupe output): score it.")
-@input_argument
+@inputs_argument
 @format_option
 @click.option("--threshold", type=float, help="siamese: the similarity threshold [the model's].")
 @batch_option
 @skip_invalid_option
+@dask_option
 @click.pass_obj
-def evaluate(settings, model, pred, input, fmt, threshold, batch_size, skip_invalid):
+def evaluate(settings, model, pred, input, fmt, threshold, batch_size, skip_invalid, dask):
     """Score a model on labelled records: the table on stderr, JSON on stdout.
 
     Taggers: token accuracy and conlleval's entity precision/recall/F1, overall
@@ -311,25 +354,31 @@ def evaluate(settings, model, pred, input, fmt, threshold, batch_size, skip_inva
     seqtool eval -m models/ner dev.jsonl
     seqtool tag -m models/ner dev.jsonl | seqtool eval --pred
     """
-    from seqtool.score import run_eval
-
-    result, report = run_eval(input, model=model, pred=pred, format=fmt, batch_size=batch_size,
-                              threshold=threshold, threads=settings.threads, skip_invalid=skip_invalid)
+    opts = {"model": model, "pred": pred, "format": fmt, "batch_size": batch_size, "threshold": threshold,
+            "threads": settings.threads, "skip_invalid": skip_invalid}
+    if dask:
+        from seqtool.distributed import run_eval as stage
+        opts.update(dask=dask, progress=False if settings.quiet else None)
+    else:
+        from seqtool.score import run_eval as stage
+    result, report = stage(_inputs(input, dask, None), **opts)
     _print_json(result)
     _finish(settings, report)
 
 
 @cli.command()
 @model_option
-@input_argument
+@inputs_argument
 @format_option
 @click.option("--group", is_flag=True, help="Find duplicates within the stream of single texts.")
 @click.option("--top-k", type=click.IntRange(1), help="List each record's K nearest neighbours instead.")
 @click.option("--threshold", type=float, help="Similarity threshold tau [the model's, chosen on dev].")
 @batch_option
 @skip_invalid_option
+@dask_option
+@outdir_option
 @click.pass_obj
-def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, skip_invalid):
+def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, skip_invalid, dask, output):
     """Duplicate detection with a Siamese model.
 
     Pairs (records with q1, q2): adds similarity and is_duplicate. With
@@ -339,12 +388,16 @@ def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, ski
     \b
     seqtool dedupe -m models/quora < pairs.jsonl
     seqtool dedupe -m models/quora --group < questions.jsonl
+    seqtool dedupe -m models/quora --group --dask tcp://sched:8786 questions.jsonl -o groups/
     """
-    from seqtool.dedupe import run_dedupe
-
-    _finish(settings, run_dedupe(model, input, _stdout(), group=group, top_k=top_k, threshold=threshold,
-                                 format=fmt, batch_size=batch_size, threads=settings.threads,
-                                 skip_invalid=skip_invalid, progress=False if settings.quiet else None))
+    opts = {"group": group, "top_k": top_k, "threshold": threshold, "format": fmt, "batch_size": batch_size,
+            "threads": settings.threads, "skip_invalid": skip_invalid, "progress": False if settings.quiet else None}
+    if dask:
+        from seqtool.distributed import run_dedupe as stage
+        opts.update(dask=dask, output=output)
+    else:
+        from seqtool.dedupe import run_dedupe as stage
+    _finish(settings, stage(model, _inputs(input, dask, output), _stdout(), **opts))
 
 
 @cli.command(name="run")

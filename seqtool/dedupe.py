@@ -153,28 +153,52 @@ def find_groups(v: np.ndarray, tau: float, block: int = BLOCK) -> tuple[np.ndarr
 
     Rows of ``v`` are unit vectors; pairs with v_i . v_j >= tau are joined.
     Block pairs (I, J) with J >= I are multiplied one at a time: memory is
-    O(block^2 + N), whatever N is.
+    O(block^2 + N), whatever N is. ``seqtool dedupe --group --dask`` runs the same
+    ``block_pairs`` per block pair on the workers and the same ``GroupJoin`` here.
     """
     n = len(v)
-    uf = UnionFind(n)
-    best = np.full(n, -np.inf, dtype=np.float32)
+    join = GroupJoin(n)
     for i0 in range(0, n, block):
-        vi = v[i0:i0 + block]
         for j0 in range(i0, n, block):
-            s = vi @ v[j0:j0 + block].T                    # (bi, bj) one slice of the similarity matrix
-            if i0 == j0:
-                np.fill_diagonal(s, -np.inf)
-            rows, cols = np.nonzero(s >= tau)
-            for r, c in zip(rows.tolist(), cols.tolist()):
-                uf.union(i0 + r, j0 + c)
-            if len(rows):
-                sim = s[rows, cols]
-                np.maximum.at(best, i0 + rows, sim)
-                np.maximum.at(best, j0 + cols, sim)
-    roots = np.array([uf.find(i) for i in range(n)])
-    first = np.full(n, n, dtype=np.int64)
-    np.minimum.at(first, roots, np.arange(n))
-    return first[roots], best
+            join.add(*block_pairs(v[i0:i0 + block], v[j0:j0 + block], i0, j0, tau))
+    return join.result()
+
+
+def block_pairs(vi: np.ndarray, vj: np.ndarray, i0: int, j0: int,
+                tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of one block pair with similarity >= tau: (rows, cols, similarities), rows and cols global.
+
+    ``vi`` (bi, d) holds rows i0.., ``vj`` (bj, d) rows j0..; with i0 == j0 (a block with itself)
+    a row is never paired with itself. Memory: the one (bi, bj) slice.
+    """
+    s = vi @ vj.T                                          # (bi, bj) one slice of the similarity matrix
+    if i0 == j0:
+        np.fill_diagonal(s, -np.inf)
+    rows, cols = np.nonzero(s >= tau)
+    return i0 + rows, j0 + cols, s[rows, cols]
+
+
+class GroupJoin:
+    """Pairs joined into groups (union-find) and each row's best similarity, in any order of pairs."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.uf = UnionFind(n)
+        self.best = np.full(n, -np.inf, dtype=np.float32)
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, sims: np.ndarray) -> None:
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            self.uf.union(r, c)
+        if len(rows):
+            np.maximum.at(self.best, rows, sims)
+            np.maximum.at(self.best, cols, sims)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first member of each row's group, best similarity per row); both independent of the pairs' order."""
+        roots = np.array([self.uf.find(i) for i in range(self.n)])
+        first = np.full(self.n, self.n, dtype=np.int64)
+        np.minimum.at(first, roots, np.arange(self.n))
+        return first[roots], self.best
 
 
 def nearest(v: np.ndarray, k: int, block: int = BLOCK) -> list[list[tuple[int, float]]]:

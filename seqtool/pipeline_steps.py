@@ -61,16 +61,24 @@ def _train(opts, out, progress, threads) -> Outcome:
     return _outcome(report, metrics)
 
 
-def _tag(opts, out, progress, threads) -> Outcome:
-    from seqtool.tag import run_tag
+def _stage(opts: dict, module: str, name: str):
+    """The stage function ``seqtool.MODULE.NAME``, or its twin in seqtool.distributed for a step with
+    ``dask: ADDRESS`` (the key then goes to it; the records still go to the step's output, in order)."""
+    import importlib
 
+    return getattr(importlib.import_module("seqtool.distributed" if opts.get("dask") else f"seqtool.{module}"), name)
+
+
+def _tag(opts, out, progress, threads) -> Outcome:
+    run_tag = _stage(opts, "tag", "run_tag")
     return _outcome(run_tag(opts.pop("model"), opts.pop("input"), out, threads=threads, progress=progress,
                             **opts))
 
 
 def _eval(opts, out, progress, threads) -> Outcome:
-    from seqtool.score import run_eval
-
+    run_eval = _stage(opts, "score", "run_eval")
+    if opts.get("dask"):
+        opts["progress"] = progress
     result, report = run_eval(opts.pop("input"), threads=threads, **opts)
     out.write((json.dumps(result, default=float) + "\n").encode())
     scores = [f"{k} {result[k]:.4f}" for k in SCORES if isinstance(result.get(k), float)]
@@ -78,8 +86,7 @@ def _eval(opts, out, progress, threads) -> Outcome:
 
 
 def _dedupe(opts, out, progress, threads) -> Outcome:
-    from seqtool.dedupe import run_dedupe
-
+    run_dedupe = _stage(opts, "dedupe", "run_dedupe")
     return _outcome(run_dedupe(opts.pop("model"), opts.pop("input"), out, threads=threads, progress=progress,
                                **opts))
 
