@@ -196,7 +196,7 @@ class DaskAddress(click.ParamType):
     name = "Dask address (tcp://HOST:PORT or local:N)"
 
     def convert(self, value, param, ctx):
-        from seqtool.distributed import parse_address
+        from seqtool.distributed_cluster import parse_address
 
         try:
             parse_address(value if isinstance(value, str) else "")

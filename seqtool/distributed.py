@@ -1,29 +1,40 @@
 """``--dask ADDRESS``: tag, eval and dedupe across a Dask cluster (the ``dask`` extra).
 
 ADDRESS is a running scheduler (``tcp://HOST:8786``) or ``local:N``: a LocalCluster
-of N worker processes on this machine, started and stopped by the command. The
-inputs are files (every worker opens its own partitions: on a cluster they must
-be on a shared file system, at the same path); each is cut into partitions of a
-few MB at record boundaries (distributed_parts) and each partition is one task
-(distributed_tasks). What comes back is reduced here, on the client:
+of N worker processes on this machine, started and stopped by the command
+(distributed_cluster). The inputs are files or globs: every worker opens its
+own partitions, so on a cluster they must be on a shared file system at the same
+path. Each file is cut into partitions of a few MB at record boundaries, and a
+run is two rounds of one task per partition (distributed_parts, distributed_tasks):
 
+1. count: each partition's records are read and checked as the stage reads them
+   (bad records stop the run here, with the file's line; ``--skip-invalid`` counts);
+2. the stage itself, on the batches that start in each partition: the same
+   batches of ``batch_size`` records as one process makes, so the same bits.
+
+What comes back is reduced here, on the client:
 - tag, dedupe (pairs): records, written by the workers as OUTDIR/part-00000.jsonl,
   ... (``output``) or sent back and written to ``out`` in input order;
-- eval: the scorers' integer counts, merged exactly (the result is the
-  single-process one, not an average of averages);
+- eval: the scorers' integer counts, merged exactly (the single-process result,
+  not an average of averages);
 - dedupe --group: distributed_dedupe.
 
-The results equal the single-process commands' byte for byte: the same record
-functions run on every partition. Only the summary line on stderr says more.
+The output equals the single-process command's on each input file, byte for
+byte (both with one BLAS thread: the CLI's default and Dask's for its workers);
+only the summary line on stderr says more.
 """
-import logging
-import os
-import re
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import BinaryIO
 
+from seqtool.distributed_cluster import (
+    InOrder,
+    Session,
+    check,
+    collect,
+    connect,
+    warnings,
+)
 from seqtool.distributed_parts import (
     aligned,
     clear_parts,
@@ -32,150 +43,13 @@ from seqtool.distributed_parts import (
     plan,
     prepare_dir,
 )
-from seqtool.errors import DataError, SeqtoolError, UsageError
-from seqtool.jsonl import InvalidRecords
+from seqtool.errors import DataError, UsageError
 from seqtool.stages import Report
 
-EXTRA = "--dask needs the dask extra: pip install 'seqtool[dask]'"
-_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
 
-
-def import_distributed():
-    """The ``distributed`` package, or the one-line UsageError naming the extra."""
-    try:
-        import distributed
-    except ImportError:
-        raise UsageError(EXTRA) from None
-    return distributed
-
-
-def parse_address(address: str) -> int | str:
-    """``local:N`` -> N (worker processes to start), a scheduler URL -> itself; UsageError otherwise."""
-    local = re.fullmatch(r"local:(\d+)", address)
-    if local and int(local.group(1)) >= 1:
-        return int(local.group(1))
-    if _ADDRESS.fullmatch(address):
-        return address
-    raise UsageError(f"--dask {address}: expected a scheduler address (tcp://HOST:PORT) or local:N (N >= 1)")
-
-
-def _check(address: str) -> None:
-    """Before any work: the address makes sense and the extra is installed."""
-    parse_address(address)
-    import_distributed()
-
-
-@dataclass
-class Session:
-    client: object
-    workers: int
-    threads: int | None     # numba threads per task: --threads, or the cores of a local cluster shared out
-
-
-@contextmanager
-def connect(address: str, threads: int | None = None):
-    """A Session on the cluster at ``address``; a ``local:N`` cluster lives as long as the session."""
-    where = parse_address(address)
-    distributed = import_distributed()
-    if isinstance(where, int):
-        cluster = distributed.LocalCluster(n_workers=where, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
-        client = distributed.Client(cluster)
-        try:
-            yield Session(client, where, threads or max(1, (os.cpu_count() or 1) // where))
-        finally:
-            client.close()
-            cluster.close()
-        return
-    try:
-        client = distributed.Client(where, timeout="20s")
-    except (OSError, TimeoutError) as e:
-        raise UsageError(f"cannot reach the Dask scheduler at {where}: {e}") from None
-    try:
-        client.wait_for_workers(1, timeout=60)
-        yield Session(client, len(client.nthreads()), threads)
-    except TimeoutError:
-        raise UsageError(f"the Dask scheduler at {where} has no workers (start some: dask worker {where})") from None
-    finally:
-        client.close()
-
-
-def _bar(total: int, progress: bool | None, desc: str):
-    """tqdm over completed partitions on stderr: when ``progress``, or (None) when stderr is a terminal."""
-    from tqdm import tqdm
-
-    enabled = progress if progress is not None else sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=" partitions", file=sys.stderr, leave=False, disable=not enabled)
-
-
-def collect(session: Session, futures: list, parts: list, *, progress=None, desc: str = "partitions",
-            on_result=None) -> list[dict]:
-    """The tasks' results in partition order (``on_result(i, result)`` as each completes).
-
-    An error in a task stops the run with the first error in input order: the
-    tasks after it are cancelled, those before it awaited.
-    """
-    distributed = import_distributed()
-    results: list = [None] * len(futures)
-    index = {f.key: i for i, f in enumerate(futures)}
-    with _bar(len(futures), progress, desc) as bar:
-        for fut in distributed.as_completed(futures):
-            i = index[fut.key]
-            results[i] = _result(fut, parts[i])
-            bar.update()
-            if "error" in results[i]:
-                session.client.cancel(futures[i + 1:])
-                for j in range(i):
-                    results[j] = results[j] or _result(futures[j], parts[j])
-                raise _first_error(results[:i + 1], parts)
-            if on_result is not None:
-                on_result(i, results[i])
-    return results
-
-
-def _result(fut, part) -> dict:
-    """A task's result; a crash on the cluster (a bug, a worker killed too often) as one line."""
-    try:
-        return fut.result()
-    except Exception as e:   # noqa: BLE001 - whatever the cluster raises, the user gets one line
-        what = str(e).splitlines()[0] if str(e) else ""
-        raise SeqtoolError(f"partition {part.index} (bytes {part.start}-{part.end}) failed on the cluster: "
-                           f"{type(e).__name__}: {what}", part.path) from None
-
-
-def _first_error(results: list, parts: list) -> SeqtoolError:
-    """The first error in input order, as the worker located it."""
-    err = next(r["error"] for r in results if "error" in r)
-    cls = {"DataError": DataError, "UsageError": UsageError}.get(err["type"], SeqtoolError)
-    return cls(err["message"], err["path"], err["line"])
-
-
-def warnings(results: list) -> list[str]:
-    """The ``--skip-invalid`` warning over all partitions: the total and the first in input order."""
-    reject = InvalidRecords("", skip=True)
-    for r in results:
-        reject.count += r.get("skipped", 0)
-        if reject.first is None and r.get("first"):
-            reject.first = DataError(r["first"]["message"], r["first"]["path"], r["first"]["line"])
-    return [w for w in [reject.warning()] if w]
-
-
-class InOrder:
-    """``on_result`` that writes each partition's ``data`` to ``out`` as soon as all before it are written."""
-
-    def __init__(self, out: BinaryIO):
-        self.out, self.next, self.waiting = out, 0, {}
-
-    def __call__(self, i: int, result: dict) -> None:
-        self.waiting[i] = result.pop("data", b"")
-        while self.next in self.waiting:
-            self.out.write(self.waiting.pop(self.next))
-            self.next += 1
-        self.out.flush()
-
-
-def _start(inputs, output: str | None, out: BinaryIO | None, format: str | None, batch_size: int,
-           skip_invalid: bool, threads: int | None, **extra) -> tuple[list[str], dict]:
+def _start(inputs, format: str | None, batch_size: int, skip_invalid: bool, threads: int | None,
+           **extra) -> tuple[list[str], dict]:
+    """(the input files, the options every task gets)."""
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     if format is not None and format not in ("jsonl", "conll", "text"):
@@ -218,7 +92,9 @@ def _sink(output: str | None, out: BinaryIO | None):
 
 
 def _where(parts: list, session: Session) -> str:
-    return f"{len(parts)} partitions on {session.workers} workers"
+    def n(count: int, noun: str) -> str:
+        return f"{count} {noun}{'' if count == 1 else 's'}"
+    return f"{n(len(parts), 'partition')} on {n(session.workers, 'worker')}"
 
 
 # ---------------------------------------------------------------- tag
@@ -232,14 +108,14 @@ def run_tag(model: str, inputs, out: BinaryIO | None = None, *, dask: str, outpu
     from seqtool import distributed_tasks as tasks
     from seqtool.modelio import load_model
 
-    _check(dask)
+    check(dask)
     task = load_model(model)[0]["task"]
     if task not in ("tagger", "classifier"):
         raise UsageError(f"{model} is a {task} model: use seqtool dedupe", model)
     if output_format == "conll" and task != "tagger":
         raise UsageError("--output-format conll is for taggers")
-    files, opts = _start(inputs, output, out, format, batch_size, skip_invalid, threads,
-                         output_format=output_format, delay=delay)
+    files, opts = _start(inputs, format, batch_size, skip_invalid, threads, output_format=output_format,
+                         delay=delay)
     with connect(dask, threads) as session, parts_dir(output):
         opts["threads"] = session.threads
         parts, counted = partitions(session, files, model, "tag", opts, partition_bytes, progress)
@@ -266,10 +142,10 @@ def run_eval(inputs, *, dask: str, model: str | None = None, pred: bool = False,
         format_pair_report,
     )
 
-    _check(dask)
+    check(dask)
     if (model is None) == (not pred):
         raise UsageError("give -m MODEL to tag and score labelled records, or --pred for records already tagged")
-    files, opts = _start(inputs, None, None, format, batch_size, skip_invalid, threads)
+    files, opts = _start(inputs, format, batch_size, skip_invalid, threads)
     task, tau = _eval_task(files, model, format, threshold, skip_invalid)
     opts["tau"] = tau
     name = files[0] if len(files) == 1 else " ".join(files)
@@ -331,11 +207,11 @@ def run_dedupe(model: str, inputs, out: BinaryIO | None = None, *, dask: str, ou
     from seqtool import distributed_tasks as tasks
     from seqtool.dedupe import _load
 
-    _check(dask)
+    check(dask)
     if top_k:
         raise UsageError("--top-k runs in one process: drop --dask")
     _, tau = _load(model, threshold)
-    files, opts = _start(inputs, output, out, format, batch_size, skip_invalid, threads, tau=tau)
+    files, opts = _start(inputs, format, batch_size, skip_invalid, threads, tau=tau)
     with connect(dask, threads) as session, parts_dir(output):
         opts["threads"] = session.threads
         parts, counted = partitions(session, files, model, "group" if group else "pairs", opts, partition_bytes,

@@ -18,7 +18,12 @@ single-process one, field for field.
 import numpy as np
 
 from seqtool.dedupe import BLOCK, GroupJoin, block_pairs
-from seqtool.distributed import Session, collect, import_distributed
+from seqtool.distributed_cluster import (
+    Session,
+    collect,
+    import_distributed,
+    progress_bar,
+)
 from seqtool.errors import DataError, SeqtoolError
 from seqtool.stages import Report
 
@@ -51,7 +56,7 @@ def run_groups(session: Session, model: str, parts: list, opts: dict, output: st
     written = sum(r["records"] for r in collect(session, futures, parts, progress=progress, desc="write",
                                                  on_result=sink))
     return Report(f"{written} records in {len(set(group))} groups at threshold {opts['tau']:.4f}, "
-                  f"{len(blocks)} blocks")
+                  f"{len(blocks)} block{'' if len(blocks) == 1 else 's'}")
 
 
 def _block_inputs(encoded: list, offsets: list[int], b0: int, b1: int) -> tuple:
@@ -67,14 +72,12 @@ def _block_inputs(encoded: list, offsets: list[int], b0: int, b1: int) -> tuple:
 
 def _search(session: Session, blocks: list, n: int, tau: float, progress: bool | None):
     """Every block pair searched on the cluster; the pairs >= tau joined here as they arrive."""
-    from seqtool.distributed import _bar
-
     distributed = import_distributed()
     client = session.client
     futures = [client.submit(block_pairs, blocks[i], blocks[j], i * BLOCK, j * BLOCK, tau, pure=False)
                for i in range(len(blocks)) for j in range(i, len(blocks))]
     join = GroupJoin(n)
-    with _bar(len(futures), progress, "search") as bar:
+    with progress_bar(len(futures), progress, "search") as bar:
         for fut in distributed.as_completed(futures):
             try:
                 join.add(*fut.result())
