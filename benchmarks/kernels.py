@@ -78,7 +78,8 @@ def seqtool_step(name, fam, cell, hidden, train):
     from seqtool.tasks import ARCH_DEFAULTS, build_model, predict_logprobs, train_step
 
     cfg = dict(ARCH_DEFAULTS[fam["task"]], task=fam["task"], cell="none" if cell == "mean" else cell, hidden=hidden, embed=fam["embed"],
-               bidirectional=fam["bidirectional"], dropout=0.0, layers=1, pool="last")
+               bidirectional=fam["bidirectional"], dropout=0.0, layers=1, pool="last",
+               crf=False, char=False, shape_dim=0)   # torch_baseline.py's plain model, whatever the tagger default
     model = build_model(cfg, VOCAB, max(fam["n_out"], 1), seed=0)
     opt = make_optimizer(model, dict(optimizer="adam", lr=1e-3, weight_decay=0.0))
     rng = np.random.default_rng(0)

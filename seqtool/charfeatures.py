@@ -46,17 +46,23 @@ def char_row(token: str, index: dict, width: int = CHAR_WIDTH) -> list:
     return [word_shape(token)] + ids + [0] * (width - len(ids))
 
 
-def char_matrix(token_lists, index: dict, width: int = CHAR_WIDTH) -> np.ndarray:
-    """(total tokens, 1 + width) int32 for the tokens of all records, in order (aligned with a Ragged's flat)."""
-    cache: dict = {}
-    rows = []
-    for tokens in token_lists:
-        for token in tokens:
-            row = cache.get(token)
-            if row is None:
-                row = cache[token] = char_row(token, index, width)
-            rows.append(row)
-    return np.asarray(rows, dtype=np.int32).reshape(len(rows), 1 + width)
+def char_matrix(token_lists, index: dict, width: int = CHAR_WIDTH, cache: dict | None = None) -> np.ndarray:
+    """(total tokens, 1 + width) int32 for the tokens of all records, in order (aligned with a Ragged's flat).
+
+    Each distinct token's row is built once (text repeats: most tokens of a
+    chunk are a few hundred words); ``cache`` (token -> row array) may be kept
+    by the caller across chunks.
+    """
+    cache = {} if cache is None else cache
+    distinct: dict = {}
+    slots = [distinct.setdefault(token, len(distinct)) for tokens in token_lists for token in tokens]
+    table = np.empty((len(distinct), 1 + width), dtype=np.int32)
+    for token, k in distinct.items():
+        row = cache.get(token)
+        if row is None:
+            row = cache[token] = np.array(char_row(token, index, width), dtype=np.int32)
+        table[k] = row
+    return table[np.array(slots, dtype=np.intp)] if slots else table[:0]
 
 
 class CharCNN(Layer):

@@ -3,8 +3,9 @@
 The file has one word per line followed by its numbers, separated by spaces;
 word2vec's first line ``<count> <dim>`` is optional, and ``.gz`` files are
 read through gzip. A vocabulary word takes the vector of the same word in the
-file, else (the fallback) of its lower-cased form, so "Paris" finds GloVe's
-"paris". Words the file lacks keep their random initialisation.
+file, else (the fallback) of any file word with the same lower-cased form, so
+"Paris" finds GloVe's "paris" and a lower-cased vocabulary's "paris" finds a
+cased file's "Paris". Words the file lacks keep their random initialisation.
 """
 import gzip
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ class FrozenEmbedding(Embedding):
 @dataclass
 class Coverage:
     exact: int        # vocabulary words found as written
-    lowercase: int    # found through their lower-cased form
+    lowercase: int    # found through the lower-cased form (theirs or the file word's)
     total: int        # vocabulary words besides <PAD> and <UNK>
     dim: int
 
@@ -77,7 +78,7 @@ def load_vectors(path: str, words: list, table: np.ndarray) -> Coverage:
         for lineno, line in enumerate(f, 1):
             word, _, rest = line.rstrip("\n").rstrip(" ").partition(" ")
             i = exact.get(word)
-            idx_lower = lower.get(word) if i is None else None
+            idx_lower = lower.get(word.lower()) if i is None else None
             if i is None and idx_lower is None:
                 continue
             vec = np.array(rest.split(" "), dtype=np.float64) if rest else np.zeros(0)

@@ -108,9 +108,11 @@ def predict_tags(model: Layer, data: TaskData, batch_size: int = 256):
     for idx in data.batch_order(batch_size, None):
         b = data.batch(idx)
         best, prob = predict_tag_ids(model, model_input(model, b), b.packing)   # (N,) packed
-        for k in range(len(idx)):
-            rows = b.packing.rows[k, :b.packing.lengths[k]]
-            yield best[rows], prob[rows]
+        flat = b.packing.rows[b.packing.rows >= 0]        # packed row of each token, record by record
+        best, prob = best[flat], prob[flat]
+        ends = np.cumsum(b.packing.lengths).tolist()
+        for start, end in zip([0] + ends[:-1], ends):
+            yield best[start:end], prob[start:end]
 
 
 def predict_labels(model: Layer, data: TaskData, batch_size: int = 256):

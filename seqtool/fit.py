@@ -19,7 +19,7 @@ from seqtool.tasks import train_step
 
 TRAIN_DEFAULTS = dict(optimizer="adam", lr=2e-3, clip_norm=5.0, clip_value=None, epochs=30, patience=5,
                       batch_size=32, seed=0, max_time=None, word_dropout=0.05, weight_decay=0.0,
-                      lr_decay=0.0)
+                      lr_decay=0.0, hard_negatives=False)
 
 
 @dataclass

@@ -35,64 +35,97 @@ class UnionFind:
         self.size[ra] += self.size[rb]
 
 
-def training_pairs(data, both_orders: bool = True):
-    """The duplicate pairs of ``data`` (TaskData of task siamese), each in both orders, with their cluster."""
+def training_pairs(data, both_orders: bool = True, hard_negatives: bool = False):
+    """The rows to train on from ``data`` (TaskData of task siamese), with their cluster and unit.
+
+    Every duplicate pair gives a row (q1 -> q2), and with ``both_orders`` also
+    (q2 -> q1). With ``hard_negatives`` every labelled non-duplicate pair (a, b)
+    gives two self rows, (a -> a) and (b -> b), kept together in one unit so
+    that they share a batch: each is its own positive (seen through different
+    dropout) and the other is its hard negative, an off-diagonal entry of the
+    same similarity matrix. A row's cluster is its question's duplicate cluster
+    (union-find over the duplicate pairs), which batching keeps apart.
+    """
     from seqtool.evaluate import TaskData
 
-    dup = np.flatnonzero(data.labels == 1)
     keys: dict[bytes, int] = {}
 
     def question(ids: np.ndarray) -> int:
         return keys.setdefault(ids.tobytes(), len(keys))
 
+    dup = np.flatnonzero(data.labels == 1)
     left = [question(data.tokens[i]) for i in dup]
     right = [question(data.tokens2[i]) for i in dup]
+    non_dup = np.flatnonzero(data.labels == 0) if hard_negatives else np.zeros(0, np.int64)
+    neg_a = [question(data.tokens[i]) for i in non_dup]
+    neg_b = [question(data.tokens2[i]) for i in non_dup]
     uf = UnionFind(len(keys))
     for a, b in zip(left, right):
         uf.union(a, b)
-    cluster = np.array([uf.find(a) for a in left], dtype=np.int64)
-    first, second = Ragged(data.tokens[i] for i in dup), Ragged(data.tokens2[i] for i in dup)
+    first, second, cluster = [], [], []
+
+    def add(x: np.ndarray, y: np.ndarray, q: int) -> None:
+        first.append(x)
+        second.append(y)
+        cluster.append(uf.find(q))
+
+    for i, q in zip(dup, left):
+        add(data.tokens[i], data.tokens2[i], q)
     if both_orders:
-        first, second = Ragged([*(data.tokens[i] for i in dup), *(data.tokens2[i] for i in dup)]), \
-            Ragged([*(data.tokens2[i] for i in dup), *(data.tokens[i] for i in dup)])
-        cluster = np.concatenate([cluster, cluster])
-    out = TaskData("siamese", first.finish(), None, np.ones(len(cluster), np.int64), second.finish())
-    out.clusters = cluster
+        for i, q in zip(dup, right):
+            add(data.tokens2[i], data.tokens[i], q)
+    units = [np.array([r]) for r in range(len(first))]
+    for i, qa, qb in zip(non_dup, neg_a, neg_b):
+        if uf.find(qa) == uf.find(qb):
+            continue                        # labelled both ways (through other pairs): not a negative
+        r = len(first)
+        add(data.tokens[i], data.tokens[i], qa)
+        add(data.tokens2[i], data.tokens2[i], qb)
+        units.append(np.array([r, r + 1]))
+    out = TaskData("siamese", Ragged(first).finish(), None, np.ones(len(cluster), np.int64),
+                   Ragged(second).finish())
+    out.clusters = np.array(cluster, dtype=np.int64)
+    out.units = units
     return out
 
 
 def duplicate_batches(data, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    """One epoch of index arrays, no cluster twice in a batch.
+    """One epoch of index arrays, no cluster twice in a batch, the rows of a unit together.
 
-    Rows are taken in shuffled order; a row whose cluster is already in the
-    batch being filled waits for the next batch (checked first there), so
-    every row is used once per epoch. Without clusters (evaluation data) the
-    order is plain.
+    Units (single rows unless training_pairs made pairs of them) are taken in
+    shuffled order; a unit that does not fit the batch being filled (a cluster
+    already there, or no room) waits for the next batch (checked first there),
+    so every row is used once per epoch. Without clusters (evaluation data)
+    the order is plain.
     """
     n = len(data)
     clusters = getattr(data, "clusters", None)
     if clusters is None or rng is None:
         return [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    order = list(rng.permutation(n))
+    units = getattr(data, "units", None) or [np.array([r]) for r in range(n)]
+    order = [units[u] for u in rng.permutation(len(units))]
     batches, waiting = [], []
     while order or waiting:
         batch, seen, still_waiting = [], set(), []
-        for i in waiting:
-            if len(batch) < batch_size and clusters[i] not in seen:
-                batch.append(i)
-                seen.add(clusters[i])
-            else:
-                still_waiting.append(i)
+        for unit in waiting:
+            if not _add_unit(unit, batch, seen, clusters, batch_size):
+                still_waiting.append(unit)
         while order and len(batch) < batch_size:
-            i = order.pop()
-            if clusters[i] in seen:
-                still_waiting.append(i)
-            else:
-                batch.append(i)
-                seen.add(clusters[i])
+            unit = order.pop()
+            if not _add_unit(unit, batch, seen, clusters, batch_size):
+                still_waiting.append(unit)
         waiting = still_waiting
         if len(batch) >= 2:                 # the loss needs a negative
             batches.append(np.array(batch, dtype=np.int64))
         elif not order:
             break                           # only rows of one cluster are left: no negatives for them
     return batches
+
+
+def _add_unit(unit: np.ndarray, batch: list, seen: set, clusters: np.ndarray, batch_size: int) -> bool:
+    """Put the rows of ``unit`` in ``batch`` if there is room and none of their clusters is there yet."""
+    if len(batch) + len(unit) > batch_size or any(clusters[r] in seen for r in unit):
+        return False
+    batch.extend(unit.tolist())
+    seen.update(clusters[r] for r in unit)
+    return True

@@ -39,6 +39,15 @@ class LoadedModel:
                                  n_chars=len(self.vocab.chars),
                                  tag_names=self.vocab.tags.names if self.task == "tagger" else None)
         set_weights(self.model, weights)
+        self.char_rows: dict = {}   # token -> its character row, shared by the chunks of a stream
+
+    def char_column(self, token_lists) -> np.ndarray | None:
+        """The character column of a chunk's tokens when the model reads characters, else None."""
+        if not reads_chars(self.config):
+            return None
+        if len(self.char_rows) > 200_000:      # a bound: memory stays flat on endless streams
+            self.char_rows.clear()
+        return char_matrix(token_lists, self.vocab.chars.index, cache=self.char_rows)
 
     def encode(self, record: dict) -> dict:
         """Tokenize and add word ids; gold tags/labels are kept aside, never encoded (they may be unknown)."""
@@ -87,17 +96,17 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
 
 
 def _predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
-    chars = char_matrix([r["tokens"] for r in chunk], loaded.vocab.chars.index) \
-        if reads_chars(loaded.config) else None
+    chars = loaded.char_column([r["tokens"] for r in chunk])
     data = TaskData(loaded.task, Ragged([r["ids"] for r in chunk]).finish(), chars=chars)
     if loaded.task == "tagger":
         names = loaded.vocab.tags.names
         for rec, (pred, prob) in zip(chunk, predict_tags(loaded.model, data, len(chunk))):
             _strip(rec)
-            rec["tags"] = [names[t] for t in pred]
+            rec["tags"] = [names[t] for t in pred.tolist()]
+            prob = prob.tolist()
             # score: the mean probability of the entity's tags (with a CRF, their forward-backward marginals)
             rec["entities"] = [{"type": typ, "start": s, "end": e, "text": " ".join(rec["tokens"][s:e]),
-                                "score": round(float(np.mean(prob[s:e])), 4)} for typ, s, e in spans(rec["tags"])]
+                                "score": round(sum(prob[s:e]) / (e - s), 4)} for typ, s, e in spans(rec["tags"])]
         return chunk
     labels = loaded.vocab.labels.names
     for rec, probs in zip(chunk, predict_labels(loaded.model, data, len(chunk))):

@@ -22,11 +22,12 @@ from seqtool.layers import Context, Dense, Dropout, Embedding, L2Normalize, Laye
 TASKS = ("tagger", "classifier", "siamese")
 CELLS = ("rnn", "gru", "lstm", "none")
 
-# Word-input options of every task, and the tagger's output/character options. A saved config
-# without them (a model saved before they existed) reads as these defaults: all off.
+# Word-input options of every task, and the tagger's output/character options. The tagger's defaults
+# are the best setting of the CoNLL-2003 dev search (issue 7: CRF + char CNN + shape features). A saved
+# config without these keys (a model saved before they existed) reads as off: see reads_chars, find_crf.
 WORD_DEFAULTS = dict(embeddings=None, freeze_embeddings=False)
-TAGGER_DEFAULTS = dict(crf=False, bio_constraints=True, char=False, char_dim=30, char_filters=50, char_window=3,
-                       shape_dim=0)
+TAGGER_DEFAULTS = dict(crf=True, bio_constraints=True, char=True, char_dim=30, char_filters=50, char_window=3,
+                       shape_dim=8)
 # Architecture options and their defaults per task (training options live in train.py).
 ARCH_DEFAULTS = {
     "tagger": dict(cell="lstm", bidirectional=True, layers=1, embed=100, hidden=128, dropout=0.5,
@@ -50,8 +51,8 @@ def check_arch(cfg: dict) -> None:
         raise UsageError(f"unknown task {cfg['task']!r}; expected one of {', '.join(TASKS)}")
     if cfg["cell"] not in CELLS:
         raise UsageError(f"unknown cell {cfg['cell']!r}; expected one of {', '.join(CELLS)}")
-    if cfg["cell"] == "none" and cfg["task"] != "classifier":
-        raise UsageError("--cell none (embedding mean) is only for --task classifier")
+    if cfg["cell"] == "none" and cfg["task"] == "tagger":
+        raise UsageError("--cell none (no recurrent layer) is for --task classifier and siamese")
     for key in ("layers", "embed", "hidden"):
         if int(cfg[key]) < 1:
             raise UsageError(f"--{key} must be at least 1")
@@ -99,7 +100,8 @@ def build_model(cfg: dict, n_vocab: int, n_out: int, seed: int, n_chars: int = 2
         layers.append(Pool(cfg["pool"], bidirectional=bool(cfg["bidirectional"]) and cfg["cell"] != "none"))
         layers += ([Dropout(p)] if p > 0 else []) + [Dense(width, n_out, rng=rng)]
     else:
-        layers += [Pool("mean"), L2Normalize()]
+        layers += [Pool(cfg.get("pool", "mean"), bidirectional=bool(cfg["bidirectional"]) and cfg["cell"] != "none"),
+                   L2Normalize()]
     return Serial(*layers)
 
 

@@ -125,8 +125,8 @@ def test_char_features_tag_words_never_seen_in_training(tmp_path):
         with open(paths[-1], "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in recs)
     common = dict(dev=paths[1], progress=False, threads=2, epochs=10, hidden=16, embed=8, dropout=0.0, lr=0.01,
-                  min_count=2, word_dropout=0.0)
-    plain = run_train(paths[0], output=str(tmp_path / "plain"), **common)[0]
+                  min_count=2, word_dropout=0.0, crf=False, shape_dim=0, lowercase=False)
+    plain = run_train(paths[0], output=str(tmp_path / "plain"), char=False, **common)[0]
     chars = run_train(paths[0], output=str(tmp_path / "char"), char=True, char_dim=8, char_filters=8, **common)[0]
     assert plain["dev"]["f1"] < 0.5, plain      # every dev word reads as <UNK>: nothing tells names apart
     assert chars["dev"]["f1"] > 0.95, chars

@@ -140,7 +140,8 @@ def test_a_model_saved_before_crf_and_char_options_still_loads(tmp_path):
 
     tr = _write(tmp_path / "tr.jsonl", _spans_task(40, 0))
     out = str(tmp_path / "old")
-    run_train(tr, output=out, progress=False, threads=1, epochs=1, hidden=8, embed=8)
+    run_train(tr, output=out, progress=False, threads=1, epochs=1, hidden=8, embed=8, crf=False, char=False,
+              shape_dim=0)   # what a model of that time was
     cfg_path = tmp_path / "old" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     for key in ("crf", "bio_constraints", "char", "char_dim", "char_filters", "char_window", "shape_dim",

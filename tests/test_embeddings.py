@@ -39,6 +39,15 @@ def test_glove_and_word2vec_text_files_plain_and_gzipped(tmp_path, header, gz):
     assert cov.summary("v") == "v: 3 of 4 words have a vector (75.0%; 1 through lower case)"
 
 
+def test_a_lower_cased_vocabulary_finds_cased_vectors(tmp_path):
+    path = _write(tmp_path / "v.txt", vectors={"The": [0.1, 0.2, 0.3], "BERLIN": [7.0, 8.0, 9.0]})
+    words = ["<PAD>", "<UNK>", "the", "berlin", "zzz"]
+    table = np.zeros((len(words), 3), dtype=np.float32)
+    cov = load_vectors(path, words, table)
+    assert (cov.exact, cov.lowercase) == (0, 2)
+    np.testing.assert_allclose(table[2:4], [[0.1, 0.2, 0.3], [7.0, 8.0, 9.0]], rtol=1e-6)
+
+
 def test_wrong_dimension_is_an_error_with_the_line(tmp_path):
     path = tmp_path / "v.txt"
     path.write_text("the 1 2 3\nParis 1 2\n")
@@ -68,7 +77,7 @@ def test_train_with_frozen_embeddings_keeps_the_file_vectors(tmp_path):
     vec = _write(tmp_path / "v.txt")
     out = str(tmp_path / "m")
     run_train(_corpus(tmp_path), output=out, progress=False, threads=1, epochs=2, hidden=4, embeddings=vec,
-              freeze_embeddings=True)
+              freeze_embeddings=True, lowercase=False)
     loaded = LoadedModel(out)
     assert loaded.config["embed"] == 3
     E = word_embedding(loaded.model).params["E"]
@@ -81,7 +90,7 @@ def test_train_embeddings_move_unless_frozen_and_embed_must_match(tmp_path):
     vec = _write(tmp_path / "v.txt")
     out = str(tmp_path / "m")
     run_train(_corpus(tmp_path), output=out, progress=False, threads=1, epochs=2, hidden=4, embeddings=vec,
-              lr=0.05)
+              lr=0.05, lowercase=False)
     from seqtool.tag import LoadedModel
 
     loaded = LoadedModel(out)

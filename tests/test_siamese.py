@@ -41,6 +41,26 @@ def test_batches_never_hold_two_duplicates_of_one_another():
     assert sum(clusters[i] != clusters[0] for i in used) == 80
 
 
+def test_hard_negatives_add_self_rows_that_share_a_batch_with_their_non_duplicate():
+    dup = [([1], [2]), ([2], [3]), ([10], [11]), ([20], [21])]
+    non_dup = [([1], [50]), ([60], [70]), ([80], [90]), ([3], [1])]     # the last: 3 and 1 are duplicates (via 2)
+    data = training_pairs(pairs_data(dup + non_dup, [1] * 4 + [0] * 4), hard_negatives=True)
+    assert len(data) == 8 + 6                                   # both orders + two self rows per usable negative
+    for r in range(8, 14):                                      # a self row is its question on both sides
+        np.testing.assert_array_equal(data.tokens[r], data.tokens2[r])
+    assert [u.tolist() for u in data.units[8:]] == [[8, 9], [10, 11], [12, 13]]
+    assert data.clusters[8] == data.clusters[0]                 # question 1 keeps its duplicate cluster
+    for seed in range(20):
+        batches = duplicate_batches(data, 4, np.random.default_rng(seed))
+        used = np.concatenate(batches).tolist()
+        assert len(used) == len(set(used))
+        for b in batches:
+            assert len(set(data.clusters[b].tolist())) == len(b)
+            for u in data.units[8:]:                            # a unit's rows are together or both absent
+                assert np.isin(u, b).sum() in (0, 2)
+        assert set(range(10, 14)) <= set(used)      # (rows of the big cluster {1,2,3} only as batches allow)
+
+
 def test_gradient_check_through_the_whole_encoder_and_loss():
     cfg = dict(task="siamese", cell="lstm", bidirectional=True, layers=2, embed=5, hidden=4, dropout=0.0,
                activation="tanh", residual=False, pool="mean", margin=0.25)
@@ -162,3 +182,20 @@ def test_train_dedupe_eval_round_trip(tmp_path):
     run_dedupe(out, str(texts), buf, group=True)
     rows = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert len(rows) == 12 and all("group" in r and "duplicate_of" in r for r in rows)
+
+
+@pytest.mark.parametrize("options", [dict(cell="none", pool="max"),
+                                     dict(bidirectional=True, pool="max", hard_negatives=True)])
+def test_encoder_and_batching_variants_learn_the_pairs(tmp_path, options):
+    train = write_pairs(tmp_path / "train.jsonl", 300, 0)
+    dev = write_pairs(tmp_path / "dev.jsonl", 100, 1)
+    summary, _ = run_train(train, output=str(tmp_path / "m"), task="siamese", dev=dev, epochs=8, hidden=16,
+                           embed=16, batch_size=4, progress=False, **options)
+    assert summary["dev"]["accuracy"] > 0.9, summary
+
+
+def test_hard_negatives_are_a_siamese_option():
+    from seqtool.errors import UsageError
+
+    with pytest.raises(UsageError, match="--hard-negatives is for --task siamese"):
+        run_train("x.jsonl", output="m", task="tagger", hard_negatives=True)
