@@ -110,7 +110,8 @@ def overheads(args, work: Path) -> None:
         t0 = time.perf_counter()
         with connect(f"local:{n}"):
             start = time.perf_counter() - t0
-        print(f"   cluster start, local:{n}           {start:7.2f} s  (and about 0.5 s to stop)")
+            t0 = time.perf_counter()
+        print(f"   cluster start, local:{n}           {start:7.2f} s  (stop: {time.perf_counter() - t0:.2f} s)")
     with connect("local:1") as s:
         first = s.client.run(_load, args.model)
         again = s.client.run(_load, args.model)
@@ -137,8 +138,8 @@ def overheads(args, work: Path) -> None:
                 futures = [s.client.submit(tasks.tag_part, p, args.model, opts, out_dir, pure=False) for p in parts]
                 collect(s, futures, parts, on_result=sink)
                 gathered[where] = time.perf_counter() - t0
-        print(f"   client gather (records to stdout) {gathered['client'] - gathered['parts']:+7.2f} s  "
-              f"({gathered['client']:.1f} s through the client vs {gathered['parts']:.1f} s as part files)")
+        print(f"   client gather (records to stdout) {gathered['client']:7.2f} s  (the same job writing part files "
+              f"on the worker, fsync'd: {gathered['parts']:.2f} s)")
     if args.cold:
         saved = os.environ.get("NUMBA_CACHE_DIR")
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-empty-")

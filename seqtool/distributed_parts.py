@@ -145,6 +145,9 @@ def read_range(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
             yield lineno, raw
 
 
+_READERS = {"jsonl": iter_jsonl, "conll": iter_conll, "text": iter_text}   # as Source.__iter__ picks them
+
+
 class PartSource(Source):
     """The records of one partition, as ``Source`` yields a whole file's (lines counted from the partition's
     start); for an aligned part, ``map`` yields its ``take`` records after ``skip``, reading on past its end."""
@@ -161,13 +164,8 @@ class PartSource(Source):
 
     def __iter__(self) -> Iterator[tuple[int, dict]]:
         end = self.part.end if self.part.take is None else os.path.getsize(self.part.path)
-        lines = read_range(self.part.path, self.part.start, end)
-        if self.fmt == "conll":
-            yield from iter_conll(lines, self.reject, *self._columns)
-        elif self.fmt == "text":
-            yield from iter_text(lines, self.reject)
-        else:
-            yield from iter_jsonl(lines, self.reject)
+        columns = self._columns if self.fmt == "conll" else ()
+        yield from _READERS[self.fmt](read_range(self.part.path, self.part.start, end), self.reject, *columns)
 
 
 def lines_before(path: str, offset: int) -> int:
