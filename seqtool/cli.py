@@ -249,7 +249,7 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
 @click.option("--pool", type=click.Choice(["mean", "last", "max"]), help="classifier: how a sequence becomes a vector.")
 @click.option("--margin", type=float, help="siamese: triplet-loss margin alpha [0.25].")
 @click.option("--hard-negatives/--no-hard-negatives", default=None,
-              help="siamese: also learn from the non-duplicate pairs, each question the other's negative.")
+              help="siamese: also learn from the non-duplicate pairs, each question the other's negative [on].")
 @click.option("--crf/--no-crf", default=None, help="tagger: a linear-chain CRF output (Viterbi decoding) [on].")
 @click.option("--bio-constraints/--no-bio-constraints", default=None,
               help="tagger --crf: never decode I-X after O or B-Y, or at the start (BIO tag sets) [on].")
@@ -273,7 +273,7 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
 @click.option("--seed", type=int)
 @click.option("--min-count", type=click.IntRange(1), help="Vocabulary: keep words seen at least N times.")
 @click.option("--max-size", type=click.IntRange(1), help="Vocabulary: at most N words.")
-@click.option("--lowercase/--no-lowercase", default=None, help="Vocabulary: look words up in lower case [tagger: on].")
+@click.option("--lowercase/--no-lowercase", default=None, help="Vocabulary: look words up in lower case [tagger, siamese: on].")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint DIR.ckpt of an interrupted run.")
 @skip_invalid_option
 @click.pass_obj

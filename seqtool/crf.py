@@ -13,9 +13,12 @@ scores get FORBIDDEN added, so they are never chosen and carry ~0 marginal.
 """
 import numpy as np
 
-from seqtool.kernels import crf as kc
+from seqtool.kernels import lazy
+from seqtool.kernels import reference as ref
 from seqtool.layers import Layer
 from seqtool.packing import Packing
+
+kc = lazy("seqtool.kernels.crf")
 
 FORBIDDEN = -1e4   # finite, so log-sum-exps stay free of inf - inf
 
@@ -82,13 +85,14 @@ class CRF(Layer):
     def viterbi(self, em: np.ndarray, p: Packing, constrained: bool = True) -> np.ndarray:
         """(N,) best tag per packed row (the highest-scoring whole path of each sequence)."""
         em, offsets, lengths = self._layout(em, p)
-        best, _ = kc.crf_viterbi(em, *self._decode_params(constrained), offsets, lengths)
+        best, _ = (ref if ref.enabled() else kc).crf_viterbi(em, *self._decode_params(constrained), offsets, lengths)
         return best
 
     def marginals(self, em: np.ndarray, p: Packing, constrained: bool = True) -> np.ndarray:
         """(N, K) p(y_t = j | x) per packed row (forward-backward)."""
         em, offsets, lengths = self._layout(em, p)
-        marg, _ = kc.crf_marginals(em, *self._decode_params(constrained), offsets, lengths)
+        marg, _ = (ref if ref.enabled() else kc).crf_marginals(em, *self._decode_params(constrained), offsets,
+                                                                lengths)
         return marg
 
 

@@ -19,8 +19,11 @@ import importlib
 
 import numpy as np
 
-from seqtool.kernels import dense as kd
+from seqtool.kernels import lazy
+from seqtool.kernels import reference as ref
 from seqtool.packing import Packing
+
+kd = lazy("seqtool.kernels.dense")
 
 
 class Context:
@@ -139,6 +142,8 @@ class Embedding(Layer):
         V = self.params["E"].shape[0]
         if len(ids) and (ids.min() < 0 or ids.max() >= V):   # the kernel does not bounds-check
             raise ValueError(f"ids must lie in [0, {V}), got [{ids.min()}, {ids.max()}]")
+        if ref.enabled():
+            return self.params["E"][ids], ref.no_backward
         y = kd.embedding_forward(self.params["E"], ids)   # (N, d)
 
         def backward(dy):
@@ -245,7 +250,6 @@ class Recurrent(Layer):
         self.add_param("b", b)
         kind = f"{cell.upper()}" if cell != "rnn" or activation == "tanh" else "ReLURNN"
         self.name = f"{'Bi' if S == 2 else ''}{kind}_{H}"
-        self._forward_kernel, self._backward_kernel = _cell_kernels(cell)
         self._options = (activation == "relu",) if cell == "rnn" else ()
 
     def forward(self, x, ctx, train):
@@ -260,9 +264,14 @@ class Recurrent(Layer):
             xs = np.empty((2,) + x.shape, dtype=x.dtype)      # (2, N, d_in)
             xs[0] = x
             np.take(x, rev, axis=0, out=xs[1])                # 1: stream 1 reads the reversed rows
-        xp = np.matmul(xs, w_x)                               # 2: (S, N, G*H) one batched product
+        if ref.enabled():
+            xp = np.matmul(xs, w_x) + b[:, None, :]
+            h = ref.cell_forward(self.cell, xp, w_h, offsets, *self._options)
+            return (h[0] if S == 1 else np.concatenate([h[0], h[1][rev]], axis=1)), ref.no_backward
+        forward_kernel, backward_kernel = _cell_kernels(self.cell)
+        xp = stream_matmul(xs, w_x)                           # 2: (S, N, G*H) one product per stream
         xp += b[:, None, :]                                   # 3
-        h, cache = self._forward_kernel(xp, w_h, offsets, *self._options)   # 4: h (S, N, H)
+        h, cache = forward_kernel(xp, w_h, offsets, *self._options)   # 4: h (S, N, H)
         if S == 1:
             y = h[0]
         else:
@@ -277,17 +286,47 @@ class Recurrent(Layer):
                 dh = np.empty((2, dy.shape[0], H), dtype=dy.dtype)   # back 5
                 dh[0] = dy[:, :H]
                 dh[1] = dy[rev, H:]
-            dxp, dw_h = self._backward_kernel(dh, xp, w_h, offsets, h, cache, *self._options)  # back 4
+            dxp, dw_h = backward_kernel(dh, xp, w_h, offsets, h, cache, *self._options)  # back 4
             self.grads["w_h"] += dw_h
             self.grads["b"] += dxp.sum(axis=1)                       # back 3
-            self.grads["w_x"] += np.matmul(xs.transpose(0, 2, 1), dxp)  # back 2: dW_x = x_s^T dxp
-            dxs = np.matmul(dxp, w_x.transpose(0, 2, 1))             # back 2: dx_s = dxp W_x^T
+            self.grads["w_x"] += stream_matmul(xs.transpose(0, 2, 1), dxp)  # back 2: dW_x = x_s^T dxp
+            dxs = stream_matmul(dxp, w_x.transpose(0, 2, 1))             # back 2: dx_s = dxp W_x^T
             if S == 1:
                 return dxs[0]
             dx = dxs[0]
             dx += dxs[1][rev]                                        # back 1 (rev is an involution)
             return dx
         return y, backward
+
+
+# BLAS runs one thread (cli.py sets OPENBLAS_NUM_THREADS=1: numba's threads own the cores), so
+# the two directions' products of a bidirectional layer, each large and independent, run on two
+# Python threads (numpy releases the GIL in matmul) when the kernels may use two threads.
+PARALLEL_MATMUL_FLOPS = 20_000_000
+_matmul_pool = None
+
+
+def stream_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.matmul of (S, n, k) and (S, k, m) stacks; with S == 2, the two products side by side."""
+    global _matmul_pool
+    S, n, k = a.shape
+    if S != 2 or 2 * n * k * b.shape[2] < PARALLEL_MATMUL_FLOPS or _kernel_threads() < 2:
+        return np.matmul(a, b)
+    if _matmul_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _matmul_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtool-matmul")
+    out = np.empty((S, n, b.shape[2]), dtype=np.result_type(a, b))
+    other = _matmul_pool.submit(np.matmul, a[1], b[1], out=out[1])
+    np.matmul(a[0], b[0], out=out[0])
+    other.result()
+    return out
+
+
+def _kernel_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
 
 
 def _orthogonal(rng, H: int, S: int) -> np.ndarray:
@@ -356,15 +395,16 @@ class Pool(Layer):
     def forward(self, x, ctx, train):
         p, N = ctx.packing, x.shape[0]
         x = np.ascontiguousarray(x)
+        k = ref if ref.enabled() else kd
         if self.kind == "mean":
-            y = kd.mean_pool_forward(x, p.rows, p.lengths)
+            y = k.mean_pool_forward(x, p.rows, p.lengths)
             return y, lambda dy: kd.mean_pool_backward(np.ascontiguousarray(dy), p.rows, p.lengths, N)
         if self.kind == "max":
-            y, arg = kd.max_pool_forward(x, p.rows, p.lengths)
+            y, arg = k.max_pool_forward(x, p.rows, p.lengths)
             return y, lambda dy: kd.max_pool_backward(np.ascontiguousarray(dy), arg, N)
         split = x.shape[1] // 2 if self.bidirectional else x.shape[1]
         last, first = ctx.last_rows, ctx.first_rows
-        y = kd.last_pool_forward(x, last, first, split)
+        y = k.last_pool_forward(x, last, first, split)
         return y, lambda dy: kd.last_pool_backward(np.ascontiguousarray(dy), last, first, split, N)
 
 

@@ -8,6 +8,7 @@ kept as ``gold_tags`` / ``gold_label`` (what ``seqtool eval --pred`` reads).
 """
 import itertools
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
@@ -18,6 +19,7 @@ from seqtool.dataset import Ragged
 from seqtool.errors import UsageError
 from seqtool.evaluate import TaskData, predict_labels, predict_tags
 from seqtool.jsonl import STDIN, dumps
+from seqtool.kernels.reference import numpy_inference
 from seqtool.metrics import spans
 from seqtool.readers import Source
 from seqtool.stages import Report
@@ -67,7 +69,6 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
     """Write every record of ``input`` with the model's predictions added."""
     from seqtool.runtime import configure
 
-    configure(threads)
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     loaded = LoadedModel(model)
@@ -79,28 +80,82 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
     src = Source(input, format, skip_invalid=skip_invalid)
     records = src.map(loaded.encode)
     n = tokens = 0
-    write = out.write
-    while True:
-        chunk = list(itertools.islice(records, batch_size))
-        if not chunk:
-            break
-        for rec in _predict_chunk(loaded, chunk):
-            if output_format == "conll":
-                write(_conll_lines(rec).encode())
-            else:
-                write((dumps(rec) + "\n").encode())
+
+    def emit(chunk: list[dict], results) -> None:
+        nonlocal n, tokens
+        for rec in _annotate(loaded, chunk, results.result()):
+            out.write(_conll_lines(rec).encode() if output_format == "conll" else (dumps(rec) + "\n").encode())
         n += len(chunk)
         tokens += sum(len(r["tokens"]) for r in chunk)
+
+    # One chunk's numbers are computed on a worker thread (the kernels release the GIL) while
+    # this thread reads and encodes the next chunk and writes the previous one: at most two
+    # chunks are in flight, so memory stays flat, and the output keeps the input order.
+    first = list(itertools.islice(records, batch_size))
+    if len(first) < batch_size:
+        # The whole input is one partial chunk: predict it in numpy, never importing numba (whose
+        # start-up, ~0.8 s, is most of a one-sentence run; kernels/reference.py).
+        with numpy_inference():
+            emit(first, _Done(_compute(loaded, _prepare(loaded, first), len(first))))
+        out.flush()
+        return Report(f"{n} records, {tokens} tokens tagged", [w for w in [src.reject.warning()] if w])
+    configure(threads)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtool-tag") as pool:
+        pending = None
+        try:
+            while True:
+                try:
+                    chunk = first or list(itertools.islice(records, batch_size))
+                    first = None
+                except Exception:
+                    if pending is not None:      # a bad record: what came before it is still written
+                        emit(*pending)
+                    raise
+                if not chunk:
+                    break
+                results = pool.submit(_compute, loaded, _prepare(loaded, chunk), len(chunk))
+                if pending is not None:
+                    emit(*pending)
+                pending = (chunk, results)
+            if pending is not None:
+                emit(*pending)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     out.flush()
     return Report(f"{n} records, {tokens} tokens tagged", [w for w in [src.reject.warning()] if w])
 
 
+class _Done:
+    """A result already at hand, read like a Future's."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
 def _predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
-    chars = loaded.char_column([r["tokens"] for r in chunk])
-    data = TaskData(loaded.task, Ragged([r["ids"] for r in chunk]).finish(), chars=chars)
+    """The records of ``chunk`` with the model's predictions added (all on this thread)."""
+    return _annotate(loaded, chunk, _compute(loaded, _prepare(loaded, chunk), len(chunk)))
+
+
+def _prepare(loaded: LoadedModel, chunk: list[dict]) -> TaskData:
+    return TaskData(loaded.task, Ragged([r["ids"] for r in chunk]).finish(),
+                    chars=loaded.char_column([r["tokens"] for r in chunk]))
+
+
+def _compute(loaded: LoadedModel, data: TaskData, n: int) -> list:
+    """Per record: (tag ids, their probabilities) for a tagger, class probabilities for a classifier."""
+    if loaded.task == "tagger":
+        return list(predict_tags(loaded.model, data, n))
+    return list(predict_labels(loaded.model, data, n))
+
+
+def _annotate(loaded: LoadedModel, chunk: list[dict], results: list) -> list[dict]:
     if loaded.task == "tagger":
         names = loaded.vocab.tags.names
-        for rec, (pred, prob) in zip(chunk, predict_tags(loaded.model, data, len(chunk))):
+        for rec, (pred, prob) in zip(chunk, results):
             _strip(rec)
             rec["tags"] = [names[t] for t in pred.tolist()]
             prob = prob.tolist()
@@ -109,7 +164,7 @@ def _predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
                                 "score": round(sum(prob[s:e]) / (e - s), 4)} for typ, s, e in spans(rec["tags"])]
         return chunk
     labels = loaded.vocab.labels.names
-    for rec, probs in zip(chunk, predict_labels(loaded.model, data, len(chunk))):
+    for rec, probs in zip(chunk, results):
         _strip(rec)
         rec["label"] = labels[int(np.argmax(probs))]
         rec["probs"] = {str(lab): round(float(p), 4) for lab, p in zip(labels, probs)}

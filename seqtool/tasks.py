@@ -16,8 +16,11 @@ from seqtool.charfeatures import WordFeatures
 from seqtool.crf import CRF, bio_allowed, find_crf
 from seqtool.dataset import Batch
 from seqtool.errors import UsageError
-from seqtool.kernels.loss import log_softmax, softmax_xent, triplet_loss
+from seqtool.kernels import lazy
+from seqtool.kernels import reference as ref
 from seqtool.layers import Context, Dense, Dropout, Embedding, L2Normalize, Layer, Pool, Serial, Stack
+
+kl = lazy("seqtool.kernels.loss")
 
 TASKS = ("tagger", "classifier", "siamese")
 CELLS = ("rnn", "gru", "lstm", "none")
@@ -154,7 +157,7 @@ def train_step(task: str, model: Layer, batch: Batch, rng: np.random.Generator, 
     if crf is not None:
         loss, dy = crf.loss(y, batch.tag_ids, batch.packing)   # mean NLL per token; adds the CRF's grads
     else:
-        loss, dy = softmax_xent(y, batch.tag_ids if task == "tagger" else batch.labels)
+        loss, dy = kl.softmax_xent(y, batch.tag_ids if task == "tagger" else batch.labels)
     backward(dy)
     return loss
 
@@ -162,7 +165,7 @@ def train_step(task: str, model: Layer, batch: Batch, rng: np.random.Generator, 
 def _siamese_step(model: Layer, batch: Batch, rng, margin: float) -> float:
     v1, back1 = model(batch.ids, Context(batch.packing, rng), train=True)
     v2, back2 = model(batch.ids2, Context(batch.packing2, rng), train=True)
-    loss, dv1, dv2 = triplet_loss(v1, v2, margin, reduction="sum")   # J = sum_i, as the seed
+    loss, dv1, dv2 = kl.triplet_loss(v1, v2, margin, reduction="sum")   # J = sum_i, as the seed
     back1(dv1.astype(v1.dtype, copy=False))
     back2(dv2.astype(v2.dtype, copy=False))   # shared weights: both sides add into the same grads
     return loss
@@ -173,7 +176,7 @@ def _siamese_step(model: Layer, batch: Batch, rng, margin: float) -> float:
 def predict_logprobs(model: Layer, ids, batch_packing) -> np.ndarray:
     """Log-probabilities: (N, K) packed rows for a tagger, (B, K) for a classifier (ids: model_input)."""
     y, _ = model(ids, Context(batch_packing), train=False)
-    return log_softmax(y)
+    return (ref if ref.enabled() else kl).log_softmax(y)
 
 
 def predict_tag_ids(model: Layer, x, packing) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +189,7 @@ def predict_tag_ids(model: Layer, x, packing) -> tuple[np.ndarray, np.ndarray]:
     y, _ = model(x, Context(packing), train=False)
     crf = find_crf(model)
     if crf is None:
-        logp = log_softmax(y)
+        logp = (ref if ref.enabled() else kl).log_softmax(y)
         best = logp.argmax(axis=1)
         return best, np.exp(logp[np.arange(len(best)), best])
     best = crf.viterbi(y, packing)

@@ -114,6 +114,23 @@ def test_tag_keeps_extra_keys_and_order(tmp_path):
     assert all(r["label"] in ("positive", "negative") and abs(sum(r["probs"].values()) - 1) < 1e-3 for r in rows)
 
 
+def test_tag_writes_every_record_before_a_bad_one_then_names_its_line(tmp_path):
+    import pytest
+
+    from seqtool.errors import DataError
+
+    out, _, _ = train(tmp_path, negation(200, 0), negation(50, 1), task="classifier", epochs=1, hidden=8,
+                      embed=8)
+    src = tmp_path / "in.jsonl"
+    good = [json.dumps({"id": i, "text": "i am happy"}) for i in range(9)]
+    src.write_text("\n".join(good[:7] + ["{not json"] + good[7:]) + "\n")
+    dst = tmp_path / "out.jsonl"
+    with open(dst, "wb") as f, pytest.raises(DataError) as e:
+        run_tag(out, str(src), f, batch_size=2)        # chunks of 2: the bad line is in the fourth
+    assert str(e.value).startswith(f"{src}:8: ")
+    assert [json.loads(line)["id"] for line in open(dst)] == list(range(6))   # the three whole chunks before it
+
+
 KILL_SCRIPT = """
 import sys
 from seqtool.train import run_train

@@ -33,3 +33,18 @@ uses the gated state: tanh(W_h[r*h, x] + b)); RNN: one block.
 float32 for training and inference, float64 for gradient checks: every kernel
 is compiled for both (the dtype follows the arrays).
 """
+import importlib.util
+import sys
+
+
+def lazy(name: str):
+    """The module ``name``, imported on first attribute access (importing numba costs ~0.4 s, and
+    a small ``tag`` never needs it: see kernels/reference.py)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

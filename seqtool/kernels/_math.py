@@ -21,7 +21,7 @@ from numba import njit, types
 from numba.extending import overload, register_jitable
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
-JIT = {"cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
+JIT = {"cache": True, "nogil": True, "fastmath": FASTMATH, "error_model": "numpy"}
 _INLINE = {"fastmath": FASTMATH, "error_model": "numpy"}
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 9 (beyond, float32 tanh rounds to +-1).
@@ -179,7 +179,7 @@ THREADS = numba.config.NUMBA_NUM_THREADS
 STEP_ROWS = 3  # fixed cost of a time step (W_h streamed through the cache, loop set-up) in rows of work
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def rank_chunks(offsets, streams):
     """Rank bounds (C+1,) splitting the batch into at most ceil(THREADS / streams) chunks.
 
@@ -210,7 +210,7 @@ def rank_chunks(offsets, streams):
     return bounds[:_fill_chunks(bounds, steps, cum, hi) + 1].copy()
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _fill_chunks(bounds, steps, cum, max_cost):
     """Greedy left to right: chunks as long as their cost stays <= max_cost (at least one rank each).
     Writes bounds[0..count], returns count; count > len(bounds) - 1 means max_cost is too small."""
@@ -245,7 +245,7 @@ def backward_setup(dh, xp, w_h, offsets):
     return np.empty(xp.shape, xp.dtype), dh.copy(), dw_parts, bounds
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def step_rows(offsets, t, r0, r1):
     """(row, prev, n): rows row:row+n hold step t of ranks r0.. < r1 still running,
     prev:prev+n the same ranks at step t-1 (meaningless at t = 0); n <= 0: none."""

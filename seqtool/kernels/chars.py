@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _cnn_word(n, y, arg, P, b, chars):
     # word n: writes y[n] (F,) and arg[n] (F,)
     C, k, F = P.shape
@@ -44,13 +44,13 @@ def _cnn_word(n, y, arg, P, b, chars):
                 arg[n, f] = p
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def _cnn_par(y, arg, P, b, chars):
     for n in prange(chars.shape[0]):  # parallel over words; iteration n owns y[n], arg[n]
         _cnn_word(n, y, arg, P, b, chars)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _cnn_ser(y, arg, P, b, chars):
     for n in range(chars.shape[0]):
         _cnn_word(n, y, arg, P, b, chars)
@@ -72,7 +72,7 @@ def char_cnn_forward(P, b, chars, parallel=None):
     return y, arg
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def char_cnn_backward(dP, dy, chars, arg):
     # dP (C, k, F) accumulated (+=); dy (N, F); chars, arg as char_cnn_forward -> db (F,)
     # serial: different words share characters, so rows of dP have no single owner (N*k*F adds)

@@ -27,7 +27,7 @@ back in the emissions' dtype.
 import numpy as np
 from numba import njit, prange
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _lse_col(v, M, j):
     # log sum_i exp(v[i] + M[i, j]) for v (K,), M (K, K)
     K = v.shape[0]
@@ -42,7 +42,7 @@ def _lse_col(v, M, j):
     return m + np.log(z)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _alpha(alpha, em, trans, start, offsets, r, L):
     # fills alpha rows of sequence r (rows offsets[t] + r, t < L); alpha (N, K) float64
     K = em.shape[1]
@@ -55,7 +55,7 @@ def _alpha(alpha, em, trans, start, offsets, r, L):
             alpha[row, j] = em[row, j] + _lse_col(alpha[prev], trans, j)   # 2: alpha[t]
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _beta(beta, em, trans, end, offsets, r, L):
     # fills beta rows of sequence r; beta (N, K) float64
     K = em.shape[1]
@@ -76,7 +76,7 @@ def _beta(beta, em, trans, end, offsets, r, L):
             beta[row, i] = m + np.log(z)                            # 5: beta[t]
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _log_z(alpha, end, offsets, r, L):
     last = offsets[L - 1] + r
     K = alpha.shape[1]
@@ -91,7 +91,7 @@ def _log_z(alpha, end, offsets, r, L):
 
 # ---------------------------------------------------------------- per sequence (rank r): the math
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
     # writes alpha rows of sequence r, log_z[r], nll[r]
     L = lengths[r]
@@ -106,7 +106,7 @@ def _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths
     nll[r] = log_z[r] - gold                                        # 7: nll = log Z - s(y_gold)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
     # writes beta and dem rows of sequence r, dtrans[r], dstart[r], dend[r] (zeroed by the caller)
     K = em.shape[1]
@@ -135,7 +135,7 @@ def _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, of
     dend[r, tags[row]] -= g                                         # back 6: gold end
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _marginals_seq(r, p, log_z, alpha, beta, em, et, es, ee, offsets, lengths):
     # writes alpha, beta and p rows of sequence r, log_z[r]. Probability space with per-row
     # scaling (no exp or log per transition term, ~20x cheaper than log space): et = exp(trans),
@@ -194,7 +194,7 @@ def _marginals_seq(r, p, log_z, alpha, beta, em, et, es, ee, offsets, lengths):
             p[row, j] = alpha[row, j] * beta[row, j] / z              # p(y_t = j)
 
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _row_max(em, row):
     m = -np.inf
     for j in range(em.shape[1]):
@@ -202,7 +202,7 @@ def _row_max(em, row):
     return m
 
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _normalise(a, row, z):
     # a[row] /= z; returns log z (the factor taken out)
     z = max(z, 1e-300)
@@ -211,7 +211,7 @@ def _normalise(a, row, z):
     return np.log(z)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, lengths):
     # writes delta, back and best rows of sequence r, score[r]
     K = em.shape[1]
@@ -254,49 +254,49 @@ def _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, le
 PARALLEL_WORK = 250_000
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def _nll_par(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
     for r in prange(lengths.shape[0]):
         _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _nll_ser(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
     for r in range(lengths.shape[0]):
         _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def _grad_par(dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
     for r in prange(lengths.shape[0]):
         _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _grad_ser(dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
     for r in range(lengths.shape[0]):
         _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def _marginals_par(p, log_z, alpha, beta, em, et, es, ee, offsets, lengths):
     for r in prange(lengths.shape[0]):
         _marginals_seq(r, p, log_z, alpha, beta, em, et, es, ee, offsets, lengths)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _marginals_ser(p, log_z, alpha, beta, em, et, es, ee, offsets, lengths):
     for r in range(lengths.shape[0]):
         _marginals_seq(r, p, log_z, alpha, beta, em, et, es, ee, offsets, lengths)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def _viterbi_par(best, score, delta, back, em, trans, start, end, offsets, lengths):
     for r in prange(lengths.shape[0]):
         _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, lengths)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _viterbi_ser(best, score, delta, back, em, trans, start, end, offsets, lengths):
     for r in range(lengths.shape[0]):
         _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, lengths)

@@ -20,7 +20,7 @@ from numba import njit
 
 # ---------------------------------------------------------------- embedding
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def embedding_forward(table, ids):
     # table (V, d), ids (N,) int -> out (N, d)
     N, d = ids.shape[0], table.shape[1]
@@ -30,7 +30,7 @@ def embedding_forward(table, ids):
     return out
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def embedding_backward(dtable, ids, dout, skip_id):
     # dtable (V, d) accumulated in place, ids (N,), dout (N, d); rows with
     # ids == skip_id (the <PAD> row, or -1 for none) get nothing.
@@ -45,7 +45,7 @@ def embedding_backward(dtable, ids, dout, skip_id):
 
 # ---------------------------------------------------------------- pooling
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def mean_pool_forward(x, rows, lengths):
     # x (N, d) packed, rows (B, T), lengths (B,) -> y (B, d) mean over real steps
     B, d = lengths.shape[0], x.shape[1]
@@ -57,7 +57,7 @@ def mean_pool_forward(x, rows, lengths):
     return y
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def mean_pool_backward(dy, rows, lengths, n_rows):
     # dy (B, d) -> dx (N, d); every packed row belongs to exactly one (b, t)
     B, d = dy.shape
@@ -69,7 +69,7 @@ def mean_pool_backward(dy, rows, lengths, n_rows):
     return dx
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def max_pool_forward(x, rows, lengths):
     # x (N, d) -> y (B, d) max over real steps, argmax (B, d) packed row of the max
     B, d = lengths.shape[0], x.shape[1]
@@ -89,7 +89,7 @@ def max_pool_forward(x, rows, lengths):
     return y, arg
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def max_pool_backward(dy, arg, n_rows):
     # dy (B, d), arg (B, d) -> dx (N, d), zero except at each argmax
     B, d = dy.shape
@@ -100,7 +100,7 @@ def max_pool_backward(dy, arg, n_rows):
     return dx
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def last_pool_forward(x, last, first, split):
     # x (N, d), last (B,) / first (B,) packed rows -> y (B, d):
     # columns [:split] from the last real token, [split:] from the first
@@ -113,7 +113,7 @@ def last_pool_forward(x, last, first, split):
     return y
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def last_pool_backward(dy, last, first, split, n_rows):
     # dy (B, d) -> dx (N, d); sequence b owns its rows, and when L_b = 1
     # (last == first) the two writes touch disjoint column ranges.

@@ -10,7 +10,7 @@ from numba import njit
 
 # ---------------------------------------------------------------- softmax cross-entropy
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _xent_rows(logits, targets, weights, scale):
     # logits (N, K), targets (N,) int, weights (N,) -> per-row loss (N,) float64,
     # dlogits (N, K) = scale * w_n * (softmax_n - onehot(y_n))
@@ -89,7 +89,7 @@ def cosine_matrix(v1: np.ndarray, v2: np.ndarray, eps: float = 1e-12) -> np.ndar
 
 # ---------------------------------------------------------------- triplet loss, hard negatives
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _triplet_rows(s, margin, scale):
     # s (B, B) similarities, positives on the diagonal -> losses (B,), ds (B, B)
     B = s.shape[0]
