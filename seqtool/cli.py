@@ -70,7 +70,7 @@ def cli(ctx, verbose, quiet, threads):
 
 
 def _stdout():
-    return click.get_binary_stream("stdout")
+    return sys.stdout.buffer   # (click's get_binary_stream is deprecated in click 8.5; CliRunner swaps sys.stdout)
 
 
 def _finish(settings: Settings, report) -> None:
@@ -238,12 +238,12 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
 @format_option
 @click.option("--config", "config_file", metavar="FILE.yaml", help="Any of these options from a YAML file.")
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm", "none"]), help="Recurrent cell [lstm]; none = mean.")
-@click.option("--bidirectional/--unidirectional", default=None, help="[tagger: bidirectional; others: not].")
+@click.option("--bidirectional/--unidirectional", default=None, help="[tagger, siamese: bidirectional; classifier: not].")
 @click.option("--layers", type=click.IntRange(1), help="Stacked recurrent layers [1].")
 @click.option("--embed", type=click.IntRange(1), help="Word embedding size [tagger 100].")
 @click.option("--hidden", type=click.IntRange(1), help="Hidden units per direction [tagger 128].")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout on embeddings and between layers.")
-@click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), help="Rate of words replaced by <UNK> in training [tagger 0.1, others 0.05].")
+@click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), help="Rate of words replaced by <UNK> in training [tagger, siamese 0.1; classifier 0.05].")
 @click.option("--activation", type=click.Choice(["tanh", "relu"]), help="rnn cell: tanh, or relu (IRNN).")
 @click.option("--residual/--no-residual", default=None, help="Skip connections between stacked layers.")
 @click.option("--pool", type=click.Choice(["mean", "last", "max"]), help="classifier: how a sequence becomes a vector.")

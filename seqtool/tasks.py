@@ -38,7 +38,7 @@ ARCH_DEFAULTS = {
                    **TAGGER_DEFAULTS),
     "classifier": dict(cell="none", bidirectional=False, layers=1, embed=64, hidden=64, dropout=0.3,
                        activation="tanh", residual=False, pool="mean", margin=0.25, **WORD_DEFAULTS),
-    "siamese": dict(cell="lstm", bidirectional=False, layers=1, embed=128, hidden=128, dropout=0.2,
+    "siamese": dict(cell="lstm", bidirectional=True, layers=1, embed=128, hidden=128, dropout=0.4,
                     activation="tanh", residual=False, pool="mean", margin=0.25, **WORD_DEFAULTS),
 }
 
