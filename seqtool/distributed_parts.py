@@ -156,8 +156,8 @@ class PartSource(Source):
         super().__init__(part.path, part.fmt, skip_invalid=skip_invalid)
         self.part = part
 
-    def map(self, fn):
-        records = super().map(fn)
+    def map_numbered(self, fn):
+        records = super().map_numbered(fn)       # Source.map reads through this too
         if self.part.take is None:
             return records
         return itertools.islice(records, self.part.skip, self.part.skip + self.part.take)

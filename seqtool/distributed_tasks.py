@@ -181,23 +181,17 @@ def eval_part(part: Part, model: str | None, task: str, opts: dict) -> dict:
     if task == "siamese":
         return _eval_pairs(src, model, opts)
     from seqtool.metrics import ClassifierScorer, EntityScorer
-    from seqtool.score import _add
+    from seqtool.score import _add, _predicted
 
     if model is None:
-        records = src.map(_valid("pred", None))
+        records = src.map_numbered(_valid("pred", None))
     else:
-        from seqtool.tag import _predict_chunk
-
         loaded = worker_model(model, opts["threads"])
-        records = itertools.chain.from_iterable(
-            _predict_chunk(loaded, chunk) for chunk in _chunks(src.map(loaded.encode), opts["batch_size"]))
-    scorer, n = EntityScorer() if task == "tagger" else ClassifierScorer(), part.base
-    for n, rec in enumerate(records, part.base + 1):
-        try:
-            _add(scorer, task, rec, src.name, n)
-        except DataError as e:
-            raise _ByRecord(e.message, e.path, e.line) from None
-    return {"records": n - part.base, "counts": scorer.to_dict()}
+        records = _predicted(loaded, src.map_numbered(loaded.encode), opts["batch_size"])
+    scorer, n = EntityScorer() if task == "tagger" else ClassifierScorer(), 0
+    for n, (lineno, rec) in enumerate(records, 1):
+        _add(scorer, task, rec, src.name, lineno)     # a partition-relative line: the task wrapper locates it
+    return {"records": n, "counts": scorer.to_dict()}
 
 
 def _eval_pairs(src: PartSource, model: str | None, opts: dict) -> dict:

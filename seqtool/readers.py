@@ -148,6 +148,10 @@ class Source:
 
     def map(self, fn: Callable[[dict], dict]) -> Iterator[dict]:
         """``fn(record)`` for every record; a DataError from ``fn`` is rejected at the record's line."""
+        return (out for _, out in self.map_numbered(fn))
+
+    def map_numbered(self, fn: Callable[[dict], dict]) -> Iterator[tuple[int, dict]]:
+        """(line, ``fn(record)``) for every record, as ``map``."""
         reject = self.reject
         for lineno, record in self:
             try:
@@ -155,4 +159,4 @@ class Source:
             except DataError as e:
                 reject(e, lineno)
                 continue
-            yield out
+            yield lineno, out

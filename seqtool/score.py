@@ -22,33 +22,39 @@ def run_eval(input: str = STDIN, *, model: str | None = None, pred: bool = False
         raise UsageError("give -m MODEL to tag and score labelled records, or --pred for records already tagged")
     src = Source(input, format, skip_invalid=skip_invalid)
     if pred:
-        task, records = None, (r for _, r in src)
+        task, records = None, iter(src)                         # (line, record)
     else:
         from seqtool.runtime import configure
-        from seqtool.tag import LoadedModel, _predict_chunk
+        from seqtool.tag import LoadedModel
 
         configure(threads)
         loaded = LoadedModel(model)
         task = loaded.task
         if task == "siamese":
             return _eval_pairs(model, src, threshold, batch_size)
-        encoded = src.map(loaded.encode)
-        records = itertools.chain.from_iterable(
-            _predict_chunk(loaded, chunk) for chunk in iter(lambda: list(itertools.islice(encoded, batch_size)), []))
+        records = _predicted(loaded, src.map_numbered(loaded.encode), batch_size)
     scorer, n = None, 0
-    for n, rec in enumerate(records, 1):
+    for n, (lineno, rec) in enumerate(records, 1):
         if scorer is None:
-            task = task or _guess_task(rec, src.name, n)
+            task = task or _guess_task(rec, src.name, lineno)
             if task == "siamese":
-                return _score_pairs(itertools.chain([rec], records), src, threshold)
+                return _score_pairs(itertools.chain([(lineno, rec)], records), src, threshold)
             scorer = EntityScorer() if task == "tagger" else ClassifierScorer()
-        _add(scorer, task, rec, src.name, n)
+        _add(scorer, task, rec, src.name, lineno)
     if scorer is None:
         raise DataError("no records", src.name)
     result = scorer.result()
     table = format_entity_report(result) if task == "tagger" else format_classifier_report(result)
     return {"task": task, "records": n, **result}, Report(table.rstrip("\n"),
                                                            [w for w in [src.reject.warning()] if w])
+
+
+def _predicted(loaded, numbered, batch_size: int):
+    """(line, record with the model's predictions) for every (line, encoded record), a chunk at a time."""
+    from seqtool.tag import _predict_chunk
+
+    for chunk in iter(lambda: list(itertools.islice(numbered, batch_size)), []):
+        yield from zip((line for line, _ in chunk), _predict_chunk(loaded, [rec for _, rec in chunk]))
 
 
 def _guess_task(rec: dict, name: str, n: int) -> str:
@@ -74,13 +80,13 @@ def _eval_pairs(model: str, src: Source, threshold: float | None, batch_size: in
     with tempfile.TemporaryFile() as buf:     # the pairs with their similarity, off the heap
         _pairs(loaded, tau, src, buf, batch_size)
         buf.seek(0)
-        return _score_pairs(map(parse_record, buf), src, tau)
+        return _score_pairs(enumerate(map(parse_record, buf), 1), src, tau)   # (pair number, record)
 
 
 def _score_pairs(records, src: Source, threshold: float | None) -> tuple[dict, Report]:
     scorer = PairScorer()
     sims, gold = [], []
-    for n, rec in enumerate(records, 1):
+    for n, rec in records:
         if rec.get("gold_is_duplicate") is None:
             raise DataError("pair has no gold \"is_duplicate\" to score against", src.name, n)
         sims.append(rec["similarity"])

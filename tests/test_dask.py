@@ -165,6 +165,14 @@ def test_eval_reduces_counts_exactly(cluster, models, small_parts, tmp_path):
     ref = single("eval", "--pred", tagged)
     result = run("eval", "--pred", "--dask", cluster, tagged)
     assert (result.stdout_bytes, result.stderr_bytes) == (ref.stdout, ref.stderr)
+    gaps = tmp_path / "gaps.jsonl"          # blank lines and a record without gold: the same line in the error
+    rows = (SAMPLE / "ner.jsonl").read_text().splitlines()
+    rows[300] = json.dumps({"tokens": ["x"]})
+    gaps.write_text("\n\n".join(rows) + "\n")
+    ref = single("eval", "-m", models["tagger"], "--batch-size", 16, gaps)
+    result = run("eval", "-m", models["tagger"], "--batch-size", 16, "--dask", cluster, gaps)
+    assert ref.returncode == 1 and b":601: record has no gold" in ref.stderr
+    assert result.exit_code == 1 and result.stderr_bytes == ref.stderr
     ref = single("eval", "-m", models["siamese"], "--batch-size", 16, SAMPLE / "pairs.jsonl")
     result = run("eval", "-m", models["siamese"], "--batch-size", 16, "--dask", cluster, SAMPLE / "pairs.jsonl")
     assert (result.stdout_bytes, result.stderr_bytes) == (ref.stdout, ref.stderr)
