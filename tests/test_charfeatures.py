@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from seqtool.charfeatures import CHAR_WIDTH, CharCNN, WordFeatures, char_matrix, char_row, word_shape, SHAPES
-from seqtool.layers import Context, gradient_check
+from seqtool.gradcheck import gradient_check
+from seqtool.layers import Context
 from seqtool.packing import make_packing
 
 INDEX = {c: i for i, c in enumerate("<>abcdefghijklmnopqrstuvwxyzABCDEFG0123-.", start=0) if i >= 2}

@@ -2,7 +2,8 @@
 import numpy as np
 
 from seqtool.crf import CRF, bio_allowed, find_crf
-from seqtool.layers import Dense, Serial, numerical_gradient, relative_error
+from seqtool.gradcheck import numerical_gradient, relative_error
+from seqtool.layers import Dense, Serial
 from seqtool.metrics import spans
 from seqtool.packing import make_packing
 

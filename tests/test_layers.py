@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from seqtool.kernels.loss import softmax_xent, triplet_loss
+from seqtool.gradcheck import gradient_check, numerical_gradient, relative_error
 from seqtool.layers import (Context, Dense, Dropout, Embedding, L2Normalize, Pool, Recurrent, Residual,
-                            Serial, Stack, gradient_check, numerical_gradient, relative_error)
+                            Serial, Stack)
 from seqtool.optim import Adam
 from seqtool.packing import make_packing
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from seqtool.kernels.crf import crf_backward, crf_forward, crf_marginals, crf_viterbi
-from seqtool.layers import numerical_gradient, relative_error
+from seqtool.gradcheck import numerical_gradient, relative_error
 from seqtool.packing import make_packing, pack
 
 K = 3

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from seqtool.kernels import dense as kd
-from seqtool.layers import numerical_gradient, relative_error
+from seqtool.gradcheck import numerical_gradient, relative_error
 from seqtool.packing import make_packing, unpack
 
 LENGTHS = [3, 7, 1, 5, 7, 2]
