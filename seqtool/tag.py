@@ -27,6 +27,9 @@ from seqtool.tasks import build_model, reads_chars, set_weights
 from seqtool.vocab import Vocab, prepare
 
 INTERNAL_KEYS = ("ids", "tag_ids", "label_id", "q1_ids", "q2_ids")
+# An input of fewer records than one batch and at most this many tokens is predicted in numpy: below
+# it numba's start-up costs more than the numpy path's slower arithmetic.
+SMALL_INPUT_TOKENS = 8192
 
 
 class LoadedModel:
@@ -81,25 +84,25 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
     records = src.map(loaded.encode)
     n = tokens = 0
 
-    def emit(chunk: list[dict], results) -> None:
+    def emit(chunk: list[dict], results: list) -> None:
         nonlocal n, tokens
-        for rec in _annotate(loaded, chunk, results.result()):
+        for rec in _annotate(loaded, chunk, results):
             out.write(_conll_lines(rec).encode() if output_format == "conll" else (dumps(rec) + "\n").encode())
         n += len(chunk)
         tokens += sum(len(r["tokens"]) for r in chunk)
 
-    # One chunk's numbers are computed on a worker thread (the kernels release the GIL) while
-    # this thread reads and encodes the next chunk and writes the previous one: at most two
-    # chunks are in flight, so memory stays flat, and the output keeps the input order.
     first = list(itertools.islice(records, batch_size))
-    if len(first) < batch_size:
-        # The whole input is one partial chunk: predict it in numpy, never importing numba (whose
+    if len(first) < batch_size and sum(len(r["tokens"]) for r in first) <= SMALL_INPUT_TOKENS:
+        # The whole input is one small chunk: predict it in numpy, never importing numba (whose
         # start-up, ~0.8 s, is most of a one-sentence run; kernels/reference.py).
         with numpy_inference():
-            emit(first, _Done(_compute(loaded, _prepare(loaded, first), len(first))))
+            emit(first, _compute(loaded, _prepare(loaded, first), len(first)))
         out.flush()
         return Report(f"{n} records, {tokens} tokens tagged", [w for w in [src.reject.warning()] if w])
     configure(threads)
+    # One chunk's numbers are computed on a worker thread (the kernels release the GIL) while
+    # this thread reads and encodes the next chunk and writes the previous one: at most two
+    # chunks are in flight, so memory stays flat, and the output keeps the input order.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtool-tag") as pool:
         pending = None
         try:
@@ -109,30 +112,20 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
                     first = None
                 except Exception:
                     if pending is not None:      # a bad record: what came before it is still written
-                        emit(*pending)
+                        emit(pending[0], pending[1].result())
                     raise
                 if not chunk:
                     break
                 results = pool.submit(_compute, loaded, _prepare(loaded, chunk), len(chunk))
                 if pending is not None:
-                    emit(*pending)
+                    emit(pending[0], pending[1].result())
                 pending = (chunk, results)
             if pending is not None:
-                emit(*pending)
+                emit(pending[0], pending[1].result())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     out.flush()
     return Report(f"{n} records, {tokens} tokens tagged", [w for w in [src.reject.warning()] if w])
-
-
-class _Done:
-    """A result already at hand, read like a Future's."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
 
 
 def _predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
