@@ -301,6 +301,10 @@ def kernel_table(args):
 
 
 def main():
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (numba reaches BLAS inside @njit through it)
+    except ImportError:
+        sys.exit("gemm_strategies.py: the blas candidates need SciPy: pip install -e '.[bench]'")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shapes", nargs="+", default=["32x128", "32x512", "256x128"], help="BxH")
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2])
