@@ -31,7 +31,7 @@ from contextlib import contextmanager
 
 from seqtool.distributed_parts import Part, PartSource, locate
 from seqtool.errors import DataError, SeqtoolError, UsageError
-from seqtool.jsonl import dumps, parse_record
+from seqtool.jsonl import dumps, parse_record, replacing
 
 KILL_ENV = "SEQTOOL_DASK_TEST_KILL"   # test hook: a tag task that can delete this file kills its own worker
 _LOCK = threading.Lock()
@@ -119,16 +119,10 @@ def part_output(out_dir: str | None, name: str):
     final = os.path.join(out_dir, name)
     tmp = os.path.join(out_dir, f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        with open(tmp, "wb") as f:
+        with replacing(final, tmp) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
     except OSError as e:
         raise UsageError(f"cannot write: {e.strerror or e}", final) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _data(out) -> dict:

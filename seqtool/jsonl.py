@@ -136,6 +136,21 @@ def write_records(records: Iterable[dict], out: BinaryIO) -> int:
     return count
 
 
+@contextmanager
+def replacing(path: str, tmp: str):
+    """A binary file at ``tmp`` for the ``with`` block, fsynced and renamed over ``path`` when the block
+    ends normally; on any failure ``tmp`` is removed and ``path`` keeps what it had."""
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_atomic(path: str, text: str) -> None:
     """Replace ``path`` with ``text`` all at once: a temporary file beside it, fsync, os.replace.
 

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from seqtool import __version__
 from seqtool.errors import LockedError
+from seqtool.jsonl import replacing
 from seqtool.modelio import data_fingerprint
 from seqtool.pipeline_spec import PATH_KEYS
 
@@ -94,13 +95,9 @@ class State:
 
     def save(self) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"format_version": STATE_VERSION, "steps": self.steps}, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        text = json.dumps({"format_version": STATE_VERSION, "steps": self.steps}, indent=1, sort_keys=True)
+        with replacing(self.path, f"{self.path}.tmp-{os.getpid()}") as f:
+            f.write((text + "\n").encode("utf-8"))
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import click
 
 from seqtool.errors import DataError
+from seqtool.jsonl import replacing
 from seqtool.pipeline_spec import Step, stage_params
 
 
@@ -110,15 +111,8 @@ def _sink(path: str | None):
     parent, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
     clear_stale(parent, f".{name}.tmp-")
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(path, tmp) as f:
+        yield f
 
 
 def clear_stale(parent: str, prefix: str) -> None:
