@@ -108,6 +108,8 @@ class CharCNN(Layer):
 class WordFeatures(Layer):
     """(ids (N,), chars (N, 1 + W)) -> (N, E [+ F] [+ S]): word embedding, char CNN, shape embedding."""
 
+    reads_chars = True    # model_input gives it (ids, chars)
+
     def __init__(self, n_vocab: int, embed: int, n_chars: int, char_dim: int = 30, char_filters: int = 50,
                  char_window: int = 3, shape_dim: int = 0, dtype=np.float32, rng=None, word_layer=None):
         rng = rng or np.random.default_rng(0)
@@ -121,14 +123,17 @@ class WordFeatures(Layer):
         self.width = embed + char_filters + shape_dim
         self.name = f"WordFeatures_{self.width}"
 
-    def forward(self, x, ctx, train):
-        ids, chars = x
+    def parts(self, ids, chars) -> list:
+        """(layer, its input) per part, in column order: word embedding, char CNN, shape embedding."""
         inputs = [ids]
         if self.char_filters > 0:
             inputs.append(chars[:, 1:])
         if self.shape_dim > 0:
             inputs.append(chars[:, 0])
-        outs, backs = zip(*(layer(inp, ctx, train) for layer, inp in zip(self.layers, inputs)))
+        return list(zip(self.layers, inputs))
+
+    def forward(self, x, ctx, train):
+        outs, backs = zip(*(layer(inp, ctx, train) for layer, inp in self.parts(*x)))
         y = np.concatenate(outs, axis=1)                         # 1: [word | chars | shape]
         cuts = np.cumsum([o.shape[1] for o in outs])[:-1]
 

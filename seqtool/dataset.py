@@ -23,6 +23,14 @@ class Ragged:
         for s in seqs or ():
             self.append(s)
 
+    @classmethod
+    def from_flat(cls, flat: np.ndarray, lengths: list) -> "Ragged":
+        """The sequences of ``flat`` cut at ``lengths``."""
+        r = cls()
+        r.flat = np.asarray(flat, np.int32)
+        r.offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        return r
+
     def append(self, seq) -> None:
         a = np.asarray(seq, dtype=np.int32)
         self._chunks.append(a)

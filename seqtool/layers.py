@@ -272,12 +272,7 @@ class Recurrent(Layer):
         xp = stream_matmul(xs, w_x)                           # 2: (S, N, G*H) one product per stream
         xp += b[:, None, :]                                   # 3
         h, cache = forward_kernel(xp, w_h, offsets, *self._options)   # 4: h (S, N, H)
-        if S == 1:
-            y = h[0]
-        else:
-            y = np.empty((x.shape[0], 2 * H), dtype=h.dtype)  # 5: y = [h_fwd, h_bwd[rev]]
-            y[:, :H] = h[0]
-            y[:, H:] = h[1][rev]
+        y = self._join(h, ctx)                                # 5
 
         def backward(dy):
             if S == 1:
@@ -297,6 +292,23 @@ class Recurrent(Layer):
             dx += dxs[1][rev]                                        # back 1 (rev is an involution)
             return dx
         return y, backward
+
+
+    def from_projection(self, xp: np.ndarray, ctx: Context) -> np.ndarray:
+        """Inference from a ready input product xp (S, N, G*H), bias included (folding.py): y (N, S*H)."""
+        forward_kernel, _ = _cell_kernels(self.cell)
+        h, _ = forward_kernel(xp, self.params["w_h"], ctx.packing.offsets, *self._options)
+        return self._join(h, ctx)
+
+    def _join(self, h: np.ndarray, ctx: Context) -> np.ndarray:
+        """5: the layer's output from the streams' states h (S, N, H): [h_fwd, h_bwd[rev]]."""
+        if self.S == 1:
+            return h[0]
+        H = self.H
+        y = np.empty((h.shape[1], 2 * H), dtype=h.dtype)
+        y[:, :H] = h[0]
+        y[:, H:] = h[1][ctx.rev]
+        return y
 
 
 # BLAS runs one thread (cli.py sets OPENBLAS_NUM_THREADS=1: numba's threads own the cores), so

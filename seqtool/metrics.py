@@ -131,6 +131,11 @@ def spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     out = []
     start, kind = None, ""
     for i, tag in enumerate(tags):
+        if tag == "O":                      # most tags: ends a chunk, starts none
+            if start is not None:
+                out.append((kind, start, i))
+                start = None
+            continue
         prefix, typ = _split_tag(tag)
         if start is not None and (prefix != "I" or typ != kind):
             out.append((kind, start, i))

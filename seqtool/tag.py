@@ -6,6 +6,8 @@ order is the input order. Every key of the input passes through; the
 prediction replaces ``tags`` / ``label`` and a gold value that was there is
 kept as ``gold_tags`` / ``gold_label`` (what ``seqtool eval --pred`` reads).
 """
+import collections
+import gc
 import itertools
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +21,14 @@ from seqtool.dataset import Ragged
 from seqtool.errors import UsageError
 from seqtool.evaluate import TaskData, predict_labels, predict_tags
 from seqtool.jsonl import STDIN, dumps
+from seqtool.kernels.reference import enabled as numpy_enabled
 from seqtool.kernels.reference import numpy_inference
+from seqtool.layers import Layer
 from seqtool.metrics import spans
 from seqtool.readers import Source
 from seqtool.stages import Report
 from seqtool.tasks import build_model, reads_chars, set_weights
+from seqtool.token_cache import TokenCache
 from seqtool.vocab import Vocab, prepare
 
 INTERNAL_KEYS = ("ids", "tag_ids", "label_id", "q1_ids", "q2_ids")
@@ -45,6 +50,16 @@ class LoadedModel:
                                  tag_names=self.vocab.tags.names if self.task == "tagger" else None)
         set_weights(self.model, weights)
         self.char_rows: dict = {}   # token -> its character row, shared by the chunks of a stream
+        self._token_cache: TokenCache | None | bool = False   # built on first use (kernels only)
+        self.needs_ids = True        # off once a token cache reads the tokens themselves
+
+    @property
+    def token_cache(self) -> "TokenCache | None":
+        """Each distinct token's first-layer input product, for the kernels' path (token_cache.py), or
+        None when the model's layout has no such layer."""
+        if self._token_cache is False:
+            self._token_cache = TokenCache.build(self.model, self.vocab)
+        return self._token_cache
 
     def char_column(self, token_lists) -> np.ndarray | None:
         """The character column of a chunk's tokens when the model reads characters, else None."""
@@ -58,7 +73,8 @@ class LoadedModel:
         """Tokenize and add word ids; gold tags/labels are kept aside, never encoded (they may be unknown)."""
         rec = prepare(record)
         gold_tags, gold_label = rec.pop("tags", None), rec.pop("label", None)
-        self.vocab.add_ids(rec)
+        if self.needs_ids:
+            self.vocab.add_ids(rec)
         if gold_tags is not None:
             rec["gold_tags"] = gold_tags
         if gold_label is not None:
@@ -86,8 +102,8 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
 
     def emit(chunk: list[dict], results: list) -> None:
         nonlocal n, tokens
-        for rec in _annotate(loaded, chunk, results):
-            out.write(_conll_lines(rec).encode() if output_format == "conll" else (dumps(rec) + "\n").encode())
+        lines = _conll_lines if output_format == "conll" else _json_line
+        out.write("".join([lines(rec) for rec in _annotate(loaded, chunk, results)]).encode())   # one write a chunk
         n += len(chunk)
         tokens += sum(len(r["tokens"]) for r in chunk)
 
@@ -96,53 +112,116 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
         # The whole input is one small chunk: predict it in numpy, never importing numba (whose
         # start-up, ~0.8 s, is most of a one-sentence run; kernels/reference.py).
         with numpy_inference():
-            emit(first, _compute(loaded, _prepare(loaded, first), len(first)))
+            emit(first, _compute(loaded, *_prepare(loaded, first)))
         out.flush()
         return Report(f"{n} records, {tokens} tokens tagged", [w for w in [src.reject.warning()] if w])
     configure(threads)
-    # One chunk's numbers are computed on a worker thread (the kernels release the GIL) while
-    # this thread reads and encodes the next chunk and writes the previous one: at most two
-    # chunks are in flight, so memory stays flat, and the output keeps the input order.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtool-tag") as pool:
-        pending = None
-        try:
-            while True:
-                try:
-                    chunk = first or list(itertools.islice(records, batch_size))
-                    first = None
-                except Exception:
-                    if pending is not None:      # a bad record: what came before it is still written
-                        emit(pending[0], pending[1].result())
-                    raise
-                if not chunk:
-                    break
-                results = pool.submit(_compute, loaded, _prepare(loaded, chunk), len(chunk))
-                if pending is not None:
-                    emit(pending[0], pending[1].result())
-                pending = (chunk, results)
-            if pending is not None:
-                emit(pending[0], pending[1].result())
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    _stream(loaded, records, first, batch_size, emit)
     out.flush()
     return Report(f"{n} records, {tokens} tokens tagged", [w for w in [src.reject.warning()] if w])
 
 
+def _stream(loaded: LoadedModel, records, first: list, batch_size: int, emit) -> None:
+    """Predict ``records`` a chunk at a time on worker threads, emitting chunks in input order.
+
+    The kernels release the GIL, so each worker computes a whole chunk on one
+    core (one kernel thread: no per-step synchronisation, nothing waits for a
+    straggler) while this thread reads, encodes (looking tokens up in the
+    token cache, token_cache.py) and writes. There are as many
+    workers as kernel threads (--threads) and at most one chunk more in
+    flight than workers, so memory stays flat. The first chunk runs alone: it
+    starts numba's threading layer, which decides whether workers may run side
+    by side (the workqueue layer may not be entered by two threads at once).
+    """
+    import numba
+
+    from seqtool.kernels import load_lazy
+
+    load_lazy()                                  # before any second thread runs kernels
+    threads = numba.get_num_threads()
+    switch = sys.getswitchinterval()
+    # A worker coming back from a kernel needs the GIL for the next few numpy calls; at the default
+    # 5 ms interval it waits that long behind this thread's JSON work, at 1 ms the cores stay busy.
+    sys.setswitchinterval(min(switch, 0.001))
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqtool-tag")
+    pending: collections.deque = collections.deque()
+    workers = 0                                  # decided once the first chunk is done
+    try:
+        while True:
+            try:
+                chunk = first or list(itertools.islice(records, batch_size))
+                first = None
+            except Exception:
+                while pending:                   # a bad record: what came before it is still written
+                    emit(*_done(pending.popleft()))
+                raise
+            if not chunk:
+                break
+            model, data = _prepare(loaded, chunk)
+            if not workers and pending:
+                emit(*_done(pending.popleft()))
+                workers = threads if _concurrent_kernels_safe() else 1
+                # numba's objects, alive to the end, leave the collector's view: a full collection
+                # (triggered by the records' allocations) would otherwise walk them every time.
+                gc.freeze()
+            kernel_threads = 1 if workers > 1 else threads
+            pending.append((chunk, pool.submit(_compute_with, kernel_threads, loaded, model, data)))
+            while len(pending) > max(workers, 1):
+                emit(*_done(pending.popleft()))
+        while pending:
+            emit(*_done(pending.popleft()))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        sys.setswitchinterval(switch)
+
+
+def _done(item) -> tuple[list, list]:
+    chunk, future = item
+    return chunk, future.result()
+
+
+def _compute_with(kernel_threads: int, loaded: LoadedModel, model: Layer, data: TaskData) -> list:
+    import numba
+
+    numba.set_num_threads(kernel_threads)   # per thread: this worker's kernels
+    return _compute(loaded, model, data)
+
+
+def _concurrent_kernels_safe() -> bool:
+    """Whether two threads may run parallel kernels at once: numba's threading layer is started (by
+    the first chunk) and is not workqueue."""
+    import numba
+
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:                       # not started yet
+        return False
+
+
 def _predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
     """The records of ``chunk`` with the model's predictions added (all on this thread)."""
-    return _annotate(loaded, chunk, _compute(loaded, _prepare(loaded, chunk), len(chunk)))
+    return _annotate(loaded, chunk, _compute(loaded, *_prepare(loaded, chunk)))
 
 
-def _prepare(loaded: LoadedModel, chunk: list[dict]) -> TaskData:
-    return TaskData(loaded.task, Ragged([r["ids"] for r in chunk]).finish(),
-                    chars=loaded.char_column([r["tokens"] for r in chunk]))
+def _prepare(loaded: LoadedModel, chunk: list[dict]) -> tuple[Layer, TaskData]:
+    """(the model to predict with, the chunk's data for it): with the kernels and a token cache, the
+    cache's predictor reading the tokens' slots; otherwise the model reading word ids (and characters)."""
+    cache = None if numpy_enabled() else loaded.token_cache
+    if cache is not None:
+        loaded.needs_ids = False     # from the next record on: the cache maps tokens itself
+        token_lists = [r["tokens"] for r in chunk]
+        model, slots = cache.lookup(token_lists)
+        return model, TaskData(loaded.task, Ragged.from_flat(slots, [len(t) for t in token_lists]))
+    ids = [r["ids"] if "ids" in r else loaded.vocab.add_ids(r)["ids"] for r in chunk]   # (encoded while cached)
+    return loaded.model, TaskData(loaded.task, Ragged(ids).finish(),
+                                  chars=loaded.char_column([r["tokens"] for r in chunk]))
 
 
-def _compute(loaded: LoadedModel, data: TaskData, n: int) -> list:
+def _compute(loaded: LoadedModel, model: Layer, data: TaskData) -> list:
     """Per record: (tag ids, their probabilities) for a tagger, class probabilities for a classifier."""
     if loaded.task == "tagger":
-        return list(predict_tags(loaded.model, data, n))
-    return list(predict_labels(loaded.model, data, n))
+        return list(predict_tags(model, data, len(data)))
+    return list(predict_labels(model, data, len(data)))
 
 
 def _annotate(loaded: LoadedModel, chunk: list[dict], results: list) -> list[dict]:
@@ -167,6 +246,10 @@ def _annotate(loaded: LoadedModel, chunk: list[dict], results: list) -> list[dic
 def _strip(rec: dict) -> None:
     for key in INTERNAL_KEYS:
         rec.pop(key, None)
+
+
+def _json_line(rec: dict) -> str:
+    return dumps(rec) + "\n"
 
 
 def _conll_lines(rec: dict) -> str:

@@ -124,7 +124,7 @@ def word_embedding(model: Layer) -> Embedding:
 
 def model_input(model: Layer, batch: Batch):
     """What the model reads from a batch: the word ids, or (ids, chars) when it has character features."""
-    if isinstance(model.layers[0], WordFeatures):
+    if getattr(model.layers[0], "reads_chars", False):   # WordFeatures, or folded ones (folding.py)
         if batch.chars is None:
             raise UsageError("this model reads characters, but the batch has no character column")
         return batch.ids, batch.chars

@@ -126,6 +126,36 @@ def test_eval_errors_name_the_line_of_the_file(tmp_path):
     assert str(e.value) == f'{tagged}:9: record has no gold "tags" to score against'
 
 
+def test_tag_on_worker_threads_writes_what_one_thread_writes(tmp_path):
+    """Chunks computed side by side by two workers (each through the token cache) come out in input order,
+    byte for byte as with one thread, and tag as the model itself does (numpy path, whole input at once)."""
+    from seqtool.dataset import Ragged
+    from seqtool.evaluate import TaskData
+    from seqtool.kernels.reference import numpy_inference
+    from seqtool.tag import LoadedModel, _compute
+
+    out, _, dev = train(tmp_path, context_tagging(300, 0), context_tagging(40, 1), task="tagger", epochs=2,
+                        hidden=16, embed=8)                      # the default tagger: CRF, char CNN, shapes
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": i, **r} for i, r in enumerate(context_tagging(300, 3))])
+    outputs = {}
+    for threads in (1, 2):
+        dst = tmp_path / f"out{threads}.jsonl"
+        with open(dst, "wb") as f:
+            run_tag(out, src, f, batch_size=16, threads=threads)
+        outputs[threads] = dst.read_bytes()
+    assert outputs[1] == outputs[2]
+    rows = [json.loads(line) for line in outputs[2].decode().splitlines()]
+    assert [r["id"] for r in rows] == list(range(300))
+    loaded = LoadedModel(out)
+    records = [loaded.encode(json.loads(line)) for line in open(src)]
+    data = TaskData("tagger", Ragged([r["ids"] for r in records]).finish(),
+                    chars=loaded.char_column([r["tokens"] for r in records]))
+    with numpy_inference():
+        direct = _compute(loaded, loaded.model, data)
+    names = loaded.vocab.tags.names
+    assert [r["tags"] for r in rows] == [[names[t] for t in pred] for pred, _ in direct]
+
+
 def test_tag_keeps_extra_keys_and_order(tmp_path):
     out, _, _ = train(tmp_path, negation(200, 0), negation(50, 1), task="classifier", epochs=1, hidden=8,
                       embed=8)

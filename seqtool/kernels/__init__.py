@@ -48,3 +48,11 @@ def lazy(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_lazy() -> None:
+    """Finish loading the kernel modules that ``lazy`` deferred. Before Python 3.12 a lazy module is
+    not thread-safe while it loads (a second thread can see it half-built), so code about to run
+    kernels on several threads calls this first, on one thread."""
+    for name in [name for name in sys.modules if name.startswith(__name__ + ".")]:
+        _ = sys.modules[name].__name__           # on a lazy module, any attribute runs the deferred import

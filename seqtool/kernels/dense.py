@@ -17,6 +17,7 @@ dtypes follow the arrays (float32 training, float64 gradient checks).
 import numpy as np
 from numba import njit
 
+from ._math import JIT
 
 # ---------------------------------------------------------------- embedding
 
@@ -123,3 +124,36 @@ def last_pool_backward(dy, last, first, split, n_rows):
         dx[last[b], :split] = dy[b, :split]   # forward: y[b, :split] = x[last[b], :split]
         dx[first[b], split:] = dy[b, split:]  # forward: y[b, split:] = x[first[b], split:]
     return dx
+
+
+
+@njit(nogil=True, cache=True)
+def gather_rows(out, table, extra, slots):
+    # out (N, d): row n = table[slots[n]], or extra[slots[n] - len(table)] for slots past the table
+    # (seqtool/token_cache.py: rows of tokens that did not fit). Iteration n owns out[n].
+    V = table.shape[0]
+    for n in range(slots.shape[0]):
+        k = slots[n]
+        src = table[k] if k < V else extra[k - V]
+        dst = out[n]
+        for j in range(dst.shape[0]):
+            dst[j] = src[j]
+
+
+@njit(**JIT)
+def project_rows(x, wt, b):
+    # x (m, d), wt (S, G, d) = W^T per stream, b (S, G) -> out (S, m, G): out[s, i] = x[i] W[s] + b[s].
+    # Every row runs the same loop, so its result never depends on which rows are computed with it
+    # (a BLAS product's rounding can: seqtool/token_cache.py needs one value per token).
+    S, G, d = wt.shape
+    out = np.empty((S, x.shape[0], G), dtype=x.dtype)
+    for s in range(S):
+        for i in range(x.shape[0]):  # iteration (s, i) owns out[s, i]
+            xi = x[i]
+            for j in range(G):
+                w = wt[s, j]
+                acc = x.dtype.type(0)
+                for p in range(d):
+                    acc += xi[p] * w[p]
+                out[s, i, j] = acc + b[s, j]
+    return out
