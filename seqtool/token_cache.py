@@ -46,7 +46,9 @@ class TokenCache:
         self.words, self.recurrent, self.rest, self.vocab = words, recurrent, rest, vocab
         w_x = recurrent.params["w_x"]
         self.table = np.empty((w_x.shape[0], capacity, w_x.shape[2]), dtype=w_x.dtype)   # (S, capacity, G*H)
-        self.w_t = np.ascontiguousarray(w_x.transpose(0, 2, 1))                           # (S, G*H, d_in)
+        d_in = w_x.shape[1]
+        self.w_t = np.zeros((w_x.shape[0], w_x.shape[2], d_in + -d_in % 8), dtype=w_x.dtype)   # W_x^T, 0-padded
+        self.w_t[:, :, :d_in] = w_x.transpose(0, 2, 1)
         self.slot: dict[str, int] = {}
         self.char_rows: dict = {}                 # char_matrix's per-token cache, for the tokens added
         self.table[:, PAD_SLOT] = self._project(np.zeros(1, np.int64), np.zeros((1, 1 + CHAR_WIDTH), np.int32))[:, 0]

@@ -17,7 +17,7 @@ dtypes follow the arrays (float32 training, float64 gradient checks).
 import numpy as np
 from numba import njit
 
-from ._math import JIT
+from ._math import JIT, addmm_nt
 
 # ---------------------------------------------------------------- embedding
 
@@ -142,18 +142,22 @@ def gather_rows(out, table, extra, slots):
 
 @njit(**JIT)
 def project_rows(x, wt, b):
-    # x (m, d), wt (S, G, d) = W^T per stream, b (S, G) -> out (S, m, G): out[s, i] = x[i] W[s] + b[s].
-    # Every row runs the same loop, so its result never depends on which rows are computed with it
-    # (a BLAS product's rounding can: seqtool/token_cache.py needs one value per token).
-    S, G, d = wt.shape
-    out = np.empty((S, x.shape[0], G), dtype=x.dtype)
+    # x (m, d), wt (S, G, >= d) = W^T per stream, b (S, G) -> out (S, m, G): out[s, i] = x[i] W[s] + b[s].
+    # A row's value must not depend on which rows are computed with it (a BLAS product's rounding
+    # can: seqtool/token_cache.py needs one value per token). addmm_nt takes rows in pairs and an odd
+    # last row by another loop, so the rows go in as an even count (the last one twice if need be):
+    # every row then runs the same pair loop, whose sums for one row never involve the other.
+    # wt may have more columns than x (zeros): a multiple of 8 keeps the pair loop free of its scalar tail.
+    S, G, dp = wt.shape
+    m, d = x.shape
+    even = np.zeros((m + m % 2, dp), dtype=x.dtype)
+    even[:m, :d] = x
+    if m % 2:
+        even[m, :d] = x[m - 1]
+    out = np.empty((S, even.shape[0], G), dtype=x.dtype)
     for s in range(S):
-        for i in range(x.shape[0]):  # iteration (s, i) owns out[s, i]
-            xi = x[i]
-            for j in range(G):
-                w = wt[s, j]
-                acc = x.dtype.type(0)
-                for p in range(d):
-                    acc += xi[p] * w[p]
-                out[s, i, j] = acc + b[s, j]
-    return out
+        for i in range(even.shape[0]):
+            out[s, i] = b[s]
+        for r in range(0, even.shape[0], 64):  # blocks of rows that stay in cache while W streams past
+            addmm_nt(out[s, r:r + 64], out[s, r:r + 64], even[r:r + 64], 0, wt[s])
+    return out[:, :m]
