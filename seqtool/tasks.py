@@ -18,7 +18,17 @@ from seqtool.dataset import Batch
 from seqtool.errors import UsageError
 from seqtool.kernels import lazy
 from seqtool.kernels import reference as ref
-from seqtool.layers import Context, Dense, Dropout, Embedding, L2Normalize, Layer, Pool, Serial, Stack
+from seqtool.layers import (
+    Context,
+    Dense,
+    Dropout,
+    Embedding,
+    L2Normalize,
+    Layer,
+    Pool,
+    Serial,
+)
+from seqtool.recurrent import Stack
 
 kl = lazy("seqtool.kernels.loss")
 

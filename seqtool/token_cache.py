@@ -29,7 +29,8 @@ import numpy as np
 
 from seqtool.charfeatures import CHAR_WIDTH, WordFeatures, char_matrix
 from seqtool.kernels import lazy
-from seqtool.layers import Dropout, Embedding, Layer, Recurrent, Serial
+from seqtool.layers import Dropout, Embedding, Layer, Serial
+from seqtool.recurrent import Recurrent
 from seqtool.vocab import UNK_ID, Vocab
 
 kd = lazy("seqtool.kernels.dense")

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from seqtool.kernels.loss import softmax_xent, triplet_loss
 from seqtool.gradcheck import gradient_check, numerical_gradient, relative_error
-from seqtool.layers import (Context, Dense, Dropout, Embedding, L2Normalize, Pool, Recurrent, Residual,
-                            Serial, Stack)
+from seqtool.kernels.loss import softmax_xent, triplet_loss
+from seqtool.layers import Context, Dense, Dropout, Embedding, L2Normalize, Pool, Serial
 from seqtool.optim import Adam
 from seqtool.packing import make_packing
+from seqtool.recurrent import Recurrent, Residual, Stack
 
 LENGTHS = [4, 1, 6, 3, 6, 2]
 TOL = 1e-6

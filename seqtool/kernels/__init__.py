@@ -1,4 +1,4 @@
-"""Numba kernels: the numeric core, apart from orchestration (layers.py, train.py).
+"""Numba kernels: the numeric core, apart from orchestration (layers.py, recurrent.py, train.py).
 
 Contract shared by the recurrent cells (rnn.py, gru.py, lstm.py)
 ------------------------------------------------------------------

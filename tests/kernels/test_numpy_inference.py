@@ -8,8 +8,9 @@ import pytest
 
 from seqtool.kernels import reference as ref
 from seqtool.kernels.crf import crf_marginals, crf_viterbi
-from seqtool.layers import Context, Pool, Recurrent
+from seqtool.layers import Context, Pool
 from seqtool.packing import make_packing
+from seqtool.recurrent import Recurrent
 from seqtool.tasks import build_model, model_input, predict_logprobs, predict_tag_ids
 
 LENGTHS = [5, 1, 3, 7, 2, 7]
