@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from seqtool import __version__, modelio
+from seqtool import __version__, atomicdir, modelio
 from seqtool.errors import DataError, SeqtoolError, UsageError
 from seqtool.modelio import (FORMAT_VERSION, data_fingerprint, load_checkpoint, load_model, save_checkpoint,
                              save_model)
@@ -189,7 +189,7 @@ def test_stale_temp_dirs_are_cleaned(tmp_path):
 @pytest.fixture
 def no_exchange(monkeypatch):
     """The two-rename fallback used where renameat2(RENAME_EXCHANGE) is missing."""
-    monkeypatch.setattr(modelio, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(atomicdir, "_exchange", lambda a, b: False)
 
 
 def test_fallback_replaces_and_keeps_previous(tmp_path, no_exchange):
@@ -218,10 +218,10 @@ def test_fallback_window_is_recovered(tmp_path, no_exchange):
 SAVER = textwrap.dedent("""
     import sys
     import numpy as np
-    from seqtool import modelio
+    from seqtool import atomicdir, modelio
     path, base, exchange = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
     if not exchange:
-        modelio._exchange = lambda a, b: False
+        atomicdir._exchange = lambda a, b: False
     print("ready", flush=True)
     for i in range(base, base + 10_000):
         w = {f"w{k}": np.full((500, 1000), i, dtype=np.float64) for k in range(3)}  # 12 MB
