@@ -161,8 +161,8 @@ def _stream(loaded: LoadedModel, records, first: list, batch_size: int, emit) ->
             if not workers and pending:
                 emit(*_done(pending.popleft()))
                 workers = threads if _concurrent_kernels_safe() else 1
-                # numba's objects, alive to the end, leave the collector's view: a full collection
-                # (triggered by the records' allocations) would otherwise walk them every time.
+                # numba's objects, alive to the end, leave the collector's view while the stream
+                # runs: a full collection (the records' allocations trigger them) would walk them.
                 gc.freeze()
             kernel_threads = 1 if workers > 1 else threads
             pending.append((chunk, pool.submit(_compute_with, kernel_threads, loaded, model, data)))
@@ -173,6 +173,7 @@ def _stream(loaded: LoadedModel, records, first: list, batch_size: int, emit) ->
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         sys.setswitchinterval(switch)
+        gc.unfreeze()          # a longer-lived caller (seqtool run, a test) gets its collector back
 
 
 def _done(item) -> tuple[list, list]:
