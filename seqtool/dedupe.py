@@ -61,8 +61,11 @@ def run_dedupe(model: str, input: str = STDIN, out: BinaryIO | None = None, *, g
     return _pairs(loaded, tau, src, out, batch_size)
 
 
-def _pairs(loaded: LoadedModel, tau: float, src: Source, out: BinaryIO, batch_size: int) -> Report:
-    records = src.map(lambda r: _encode_pair(loaded, r))
+def _pairs(loaded: LoadedModel, tau: float, src: Source, out: BinaryIO, batch_size: int,
+           require_gold: bool = False) -> Report:
+    """Write every pair with its similarity and decision; ``require_gold`` (eval) refuses a pair without
+    ``is_duplicate`` at its line."""
+    records = src.map(lambda r: _encode_pair(loaded, r, require_gold))
     n = dup = 0
     while True:
         chunk = list(itertools.islice(records, batch_size))
@@ -78,11 +81,13 @@ def _pairs(loaded: LoadedModel, tau: float, src: Source, out: BinaryIO, batch_si
     return Report(f"{n} pairs, {dup} duplicates at threshold {tau:.4f}", [w for w in [src.reject.warning()] if w])
 
 
-def _encode_pair(loaded: LoadedModel, record: dict) -> dict:
+def _encode_pair(loaded: LoadedModel, record: dict, require_gold: bool = False) -> dict:
     if "q1" not in record and "q1_tokens" not in record:
         raise DataError('a pair needs "q1" and "q2" (use --group for single texts)')
     rec = loaded.encode(record)
     gold = rec.pop("is_duplicate", None)
+    if gold is None and require_gold:
+        raise DataError('pair has no gold "is_duplicate" to score against')
     if gold is not None:
         rec["gold_is_duplicate"] = gold
     for key in ("q1_tokens", "q2_tokens"):

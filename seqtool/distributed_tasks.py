@@ -197,7 +197,7 @@ def _eval_pairs(src: PartSource, model: str | None, opts: dict) -> dict:
         from seqtool.dedupe import _pairs
 
         buf = io.BytesIO()       # as score._eval_pairs: the pairs with their similarity, read back
-        _pairs(worker_model(model, opts["threads"]), opts["tau"], src, buf, opts["batch_size"])
+        _pairs(worker_model(model, opts["threads"]), opts["tau"], src, buf, opts["batch_size"], require_gold=True)
         records = map(parse_record, io.BytesIO(buf.getvalue()))
     sims, gold = [], []
     for n, rec in enumerate(records, src.part.base + 1):

@@ -78,9 +78,9 @@ def _eval_pairs(model: str, src: Source, threshold: float | None, batch_size: in
 
     loaded, tau = _load(model, threshold)
     with tempfile.TemporaryFile() as buf:     # the pairs with their similarity, off the heap
-        _pairs(loaded, tau, src, buf, batch_size)
+        _pairs(loaded, tau, src, buf, batch_size, require_gold=True)    # a pair without gold: its line
         buf.seek(0)
-        return _score_pairs(enumerate(map(parse_record, buf), 1), src, tau)   # (pair number, record)
+        return _score_pairs(enumerate(map(parse_record, buf), 1), src, tau)
 
 
 def _score_pairs(records, src: Source, threshold: float | None) -> tuple[dict, Report]:

@@ -8,6 +8,7 @@ import pytest
 
 from seqtool.dataset import Ragged
 from seqtool.dedupe import find_groups, nearest, run_dedupe
+from seqtool.errors import DataError
 from seqtool.evaluate import TaskData
 from seqtool.kernels.loss import triplet_loss
 from seqtool.layers import Context
@@ -173,6 +174,13 @@ def test_train_dedupe_eval_round_trip(tmp_path):
     tau = direct["threshold"]
     piped, _ = run_eval(str(pred_file), pred=True, threshold=tau)
     assert direct["accuracy"] == piped["accuracy"] and direct["auc"] == pytest.approx(piped["auc"], abs=1e-6)
+    # a pair without gold is named by its line in the file, blank lines counted, for -m as for --pred
+    lines = open(dev).read().splitlines()
+    gaps = tmp_path / "gaps.jsonl"
+    gaps.write_text("\n".join(lines[:3] + ["", ""] + [json.dumps({"q1": "a b", "q2": "c"})] + lines[3:]) + "\n")
+    with pytest.raises(DataError) as e:
+        run_eval(str(gaps), model=out)
+    assert str(e.value) == f'{gaps}:6: pair has no gold "is_duplicate" to score against'
     # group mode over the single questions: each question's paraphrase lands in its group
     texts = tmp_path / "texts.jsonl"
     with open(texts, "w") as f:
