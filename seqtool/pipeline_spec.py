@@ -37,7 +37,8 @@ RECORD_STAGES = ("vocab", "pad", "tag", "dedupe")  # stages whose stdout is reco
 READS = {"input": "records", "train": "records", "dev": "records", "model": "model", "vocab": "vocab"}
 MAKERS = {"records": RECORD_STAGES, "model": ("train", "promote"), "vocab": ("vocab",)}
 PATH_KEYS = ("input", "train", "dev", "model", "vocab", "embeddings", "output", "stdout", "to")  # resolved against root
-PROMOTE_KEYS = {"model": "path", "to": "path", "metric": "name", "min_delta": "delta", "keep_previous": "bool"}
+PROMOTE_KEYS = {"model": "path", "to": "path", "metric": "name", "min_delta": "delta", "keep_previous": "bool",
+                "dev": "path"}
 _STEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 

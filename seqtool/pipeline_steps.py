@@ -139,22 +139,44 @@ def _alive(pid: int) -> bool:
 # ---------------------------------------------------------------- promote
 
 def promote(opts: dict) -> Outcome:
-    """Put the model ``opts['model']`` at ``opts['to']`` if its best_dev ``metric`` beats the current one's
-    by more than ``min_delta`` (or nothing is there yet); otherwise leave ``to`` alone."""
+    """Put the model ``opts['model']`` at ``opts['to']`` if its ``metric`` beats the current one's by more
+    than ``min_delta`` (or nothing is there yet); otherwise leave ``to`` alone.
+
+    The scores compared are each model's best_dev (metrics.json: the dev set of its own training run), or,
+    with ``dev``, both models scored now on that one file: what a cron job wants when the dev set changes
+    between trainings."""
     from seqtool.modelio import load_model, save_model
 
     new_dir, to, metric = opts["model"], opts["to"], opts["metric"]
     delta = opts.get("min_delta", 0.0)
     config, weights, vocab, metrics = load_model(new_dir)
-    new = best_dev(metrics, metric, new_dir)
-    current = best_dev(load_model(to)[3], metric, to) if os.path.lexists(to) else None
+
+    def score(path: str, stored: dict) -> float:
+        return dev_score(path, metric, opts["dev"]) if "dev" in opts else best_dev(stored, metric, path)
+
+    new = score(new_dir, metrics)
+    current = score(to, load_model(to)[3]) if os.path.lexists(to) else None
     facts = {"metric": metric, "new": new, "current": current, "min_delta": delta, "model": new_dir, "to": to}
+    if "dev" in opts:
+        facts["dev"] = opts["dev"]
     if current is not None and not new - delta > current:
         return Outcome("kept", f"kept {to}: {metric} {new:.4f} of {new_dir} does not beat {current:.4f} by more "
                                f"than {delta:g}", metrics=facts)
     save_model(to, config, weights, vocab, metrics, keep_previous=opts.get("keep_previous", True))
     was = f"{current:.4f}" if current is not None else "no model before"
     return Outcome("promoted", f"promoted {new_dir} to {to}: {metric} {new:.4f} (was {was})", metrics=facts)
+
+
+def dev_score(path: str, metric: str, dev: str) -> float:
+    """The model at ``path`` scored on the labelled records ``dev`` (seqtool eval): its ``metric``."""
+    from seqtool.score import run_eval
+
+    result, _ = run_eval(dev, model=path)
+    value = result.get(metric)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        have = ", ".join(k for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        raise DataError(f"seqtool eval gives no {metric!r} score for this model (it gives: {have})", path)
+    return float(value)
 
 
 def best_dev(metrics: dict, metric: str, path: str) -> float:
@@ -176,7 +198,8 @@ def command_line(step: Step) -> str:
     """The shell command that does what ``step`` does (for --dry-run and the docs)."""
     o = step.options
     if step.stage == "promote":
-        return (f"promote {shlex.quote(o['model'])} to {shlex.quote(o['to'])} if its best_dev {o['metric']} beats "
+        scores = f"{o['metric']} on {shlex.quote(o['dev'])}" if "dev" in o else f"best_dev {o['metric']}"
+        return (f"promote {shlex.quote(o['model'])} to {shlex.quote(o['to'])} if its {scores} beats "
                 f"the current one's by more than {o.get('min_delta', 0.0):g}")
     params = stage_params(step.stage)
     words, positional = ["seqtool", "eval" if step.stage == "eval" else step.stage], []

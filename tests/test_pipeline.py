@@ -436,6 +436,45 @@ def test_promotion_happens_only_on_improvement_and_keeps_prev(tmp_path):
     assert sorted(os.listdir(tmp_path / "models")) == ["ner", "ner.prev"]   # no temporary leftovers
 
 
+def test_promotion_with_dev_scores_both_models_on_that_file(tmp_path):
+    """A stored best_dev can flatter a model (another dev set, another day): with dev:, both are scored now."""
+    from seqtool.train import run_train
+
+    rng = np.random.default_rng(0)
+
+    def records(n):
+        out = []
+        for _ in range(n):
+            toks = [str(t) for t in rng.choice(["a", "b", "the", "d", "c"], size=rng.integers(3, 9))]
+            out.append({"tokens": toks, "tags": ["B-X" if t == "d" and i and toks[i - 1] == "the" else "O"
+                                                 for i, t in enumerate(toks)]})
+        return out
+
+    for name, recs in (("train", records(600)), ("dev", records(100))):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    opts = dict(dev=str(tmp_path / "dev.jsonl"), hidden=32, embed=16, progress=False, crf=False, char=False,
+                shape_dim=0, dropout=0.0, word_dropout=0.0)
+    run_train(str(tmp_path / "train.jsonl"), output=str(tmp_path / "weak"), epochs=1, lr=1e-4, **opts)
+    run_train(str(tmp_path / "train.jsonl"), output=str(tmp_path / "new"), epochs=12, lr=0.01, **opts)
+    config, weights, vocab, metrics = modelio.load_model(tmp_path / "weak")
+    modelio.save_model(tmp_path / "models" / "ner", config, weights, vocab,
+                       {**metrics, "best_dev": {**metrics["best_dev"], "f1": 0.99}})      # a flattering record
+    p = write_yaml(tmp_path / "p.yaml", PROMOTE)
+    assert run(p).exit_code == 0 and statuses(tmp_path / "p.log.jsonl")["promote"] == "kept"   # 0.99 on record
+    p = write_yaml(tmp_path / "p.yaml", PROMOTE + "        dev: dev.jsonl\n")
+    result = run(p)
+    assert result.exit_code == 0, result.stderr
+    last = [e for e in events(tmp_path / "p.log.jsonl") if e.get("status") in ("promoted", "kept")][-1]
+    assert last["status"] == "promoted" and last["metrics"]["dev"] == str(tmp_path / "dev.jsonl")
+    assert last["metrics"]["new"] > 0.9 > 0.5 > last["metrics"]["current"]
+    promoted, new = modelio.load_model(tmp_path / "models" / "ner")[1], modelio.load_model(tmp_path / "new")[1]
+    assert promoted.keys() == new.keys() and all(np.array_equal(promoted[k], new[k]) for k in new)
+    assert run(p).exit_code == 0 and statuses(tmp_path / "p.log.jsonl")["promote"] == "skipped"   # dev unchanged
+    with open(tmp_path / "dev.jsonl", "a") as f:
+        f.write(json.dumps(records(1)[0]) + "\n")
+    assert run(p).exit_code == 0 and statuses(tmp_path / "p.log.jsonl")["promote"] == "kept"      # dev changed
+
+
 def test_promotion_needs_the_metric(tmp_path):
     p = write_yaml(tmp_path / "p.yaml", PROMOTE.replace("metric: f1", "metric: auc"))
     fake_model(tmp_path / "new", 0.5)
