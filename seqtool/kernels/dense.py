@@ -1,4 +1,4 @@
-"""Row kernels around the recurrent core: embedding gather/scatter and pooling.
+"""Row kernels around the recurrent core: embedding gather/scatter, pooling, the token cache's rows.
 
 All inputs are *packed* rows (see seqtool/packing.py): N real tokens, no
 padding. Sequence-level kernels take ``rows`` (B, T) from the Packing,
@@ -6,7 +6,8 @@ rows[b, t] = packed row of (input sequence b, step t), -1 past its length, and
 ``lengths`` (B,). Outputs of pooling are in input order (B, d).
 
 Dense layers use numpy's matmul (BLAS beats a hand-written kernel at every
-size we train at), so there is no dense kernel here.
+size we train at), so there is no dense kernel here; ``project_rows`` is the
+exception, for its rounding (one value per row, whatever rows come with it).
 
 These kernels are serial: a batch has a few hundred rows of a few hundred
 features, microseconds of work, less than waking a thread pool costs (and far
@@ -126,6 +127,7 @@ def last_pool_backward(dy, last, first, split, n_rows):
     return dx
 
 
+# ---------------------------------------------------------------- token cache (inference)
 
 @njit(nogil=True, cache=True)
 def gather_rows(out, table, extra, slots):
