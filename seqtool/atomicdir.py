@@ -131,7 +131,7 @@ def _tidy(path: str) -> None:
     dead = []
     for entry in os.listdir(parent):
         m = pattern.fullmatch(entry)
-        if m and not _alive(int(m[2])):
+        if m and not process_alive(int(m[2])):
             dead.append((m[1], os.path.join(parent, entry)))
     olds = sorted((p for tag, p in dead if tag == "old"), key=os.path.getmtime)
     if olds and not os.path.lexists(path):
@@ -141,7 +141,8 @@ def _tidy(path: str) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (its temporaries are not leftovers of a killed writer)."""
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:

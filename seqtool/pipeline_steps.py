@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from seqtool.atomicdir import process_alive
 from seqtool.errors import DataError
 from seqtool.jsonl import replacing
 from seqtool.pipeline_spec import Step, stage_params
@@ -119,21 +120,11 @@ def clear_stale(parent: str, prefix: str) -> None:
     """Remove ``prefix + PID`` files of processes that are gone (what a kill -9 left behind)."""
     for entry in os.listdir(parent):
         pid = entry[len(prefix):]
-        if entry.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+        if entry.startswith(prefix) and pid.isdigit() and not process_alive(int(pid)):
             try:
                 os.unlink(os.path.join(parent, entry))
             except OSError:
                 pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---------------------------------------------------------------- promote
