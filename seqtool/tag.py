@@ -51,7 +51,6 @@ class LoadedModel:
         set_weights(self.model, weights)
         self.char_rows: dict = {}   # token -> its character row, shared by the chunks of a stream
         self._token_cache: TokenCache | None | bool = False   # built on first use (kernels only)
-        self.needs_ids = True        # off once a token cache reads the tokens themselves
 
     @property
     def token_cache(self) -> "TokenCache | None":
@@ -70,10 +69,11 @@ class LoadedModel:
         return char_matrix(token_lists, self.vocab.chars.index, cache=self.char_rows)
 
     def encode(self, record: dict) -> dict:
-        """Tokenize and add word ids; gold tags/labels are kept aside, never encoded (they may be unknown)."""
+        """Tokenize and add word ids (not needed, so not added, once a token cache maps the tokens); gold
+        tags/labels are kept aside, never encoded (they may be unknown)."""
         rec = prepare(record)
         gold_tags, gold_label = rec.pop("tags", None), rec.pop("label", None)
-        if self.needs_ids:
+        if not isinstance(self._token_cache, TokenCache):
             self.vocab.add_ids(rec)
         if gold_tags is not None:
             rec["gold_tags"] = gold_tags
@@ -209,7 +209,6 @@ def _prepare(loaded: LoadedModel, chunk: list[dict]) -> tuple[Layer, TaskData]:
     cache's predictor reading the tokens' slots; otherwise the model reading word ids (and characters)."""
     cache = None if numpy_enabled() else loaded.token_cache
     if cache is not None:
-        loaded.needs_ids = False     # from the next record on: the cache maps tokens itself
         token_lists = [r["tokens"] for r in chunk]
         model, slots = cache.lookup(token_lists)
         return model, TaskData(loaded.task, Ragged.from_flat(slots, [len(t) for t in token_lists]))

@@ -31,7 +31,7 @@ from seqtool.charfeatures import CHAR_WIDTH, WordFeatures, char_matrix
 from seqtool.kernels import lazy
 from seqtool.layers import Dropout, Embedding, Layer, Serial
 from seqtool.recurrent import Recurrent
-from seqtool.vocab import UNK_ID, Vocab
+from seqtool.vocab import Vocab
 
 kd = lazy("seqtool.kernels.dense")
 
@@ -106,9 +106,7 @@ class TokenCache:
         return np.ascontiguousarray(rows[:, room:])
 
     def _rows(self, tokens: list) -> np.ndarray:
-        words = self.vocab.words.index
-        lower = self.vocab.lowercase
-        ids = np.array([words.get(t.lower() if lower else t, UNK_ID) for t in tokens], np.int64)
+        ids = np.array(self.vocab.word_ids(tokens), np.int64)
         chars = (char_matrix([tokens], self.vocab.chars.index, cache=self.char_rows)
                  if isinstance(self.words, WordFeatures) else None)
         if len(self.char_rows) > 200_000:         # a bound: memory stays flat on endless streams

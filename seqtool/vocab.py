@@ -117,15 +117,18 @@ class Vocab:
         """A raw record with ``ids`` (and ``tag_ids``, ``label_id``, ``q1_ids``, ``q2_ids``) added."""
         return self.add_ids(prepare(record))
 
+    def word_ids(self, tokens) -> list[int]:
+        """The word ids of ``tokens`` (looked up in lower case for a lower-cased vocabulary; <UNK> if unknown)."""
+        if self.lowercase:
+            tokens = map(str.lower, tokens)
+        return list(map(self.words.index.get, tokens, repeat(UNK_ID)))
+
     def add_ids(self, record: dict) -> dict:
         """Add the ids to a record that ``prepare`` returned (in place; returns it)."""
-        lookup = self.words.index.get
         for tok_key, _, ids_key in SEQUENCES:
             tokens = record.get(tok_key)
             if tokens is not None:
-                if self.lowercase:
-                    tokens = map(str.lower, tokens)
-                record[ids_key] = list(map(lookup, tokens, repeat(UNK_ID)))
+                record[ids_key] = self.word_ids(tokens)
         if record.get("tags") is not None:
             try:
                 record["tag_ids"] = list(map(self.tags.index.__getitem__, record["tags"]))
