@@ -67,7 +67,7 @@ class Recurrent(Layer):
         if ref.enabled():
             xp = np.matmul(xs, w_x) + b[:, None, :]
             h = ref.cell_forward(self.cell, xp, w_h, offsets, *self._options)
-            return (h[0] if S == 1 else np.concatenate([h[0], h[1][rev]], axis=1)), ref.no_backward
+            return self._join(h, ctx), ref.no_backward
         forward_kernel, backward_kernel = _cell_kernels(self.cell)
         xp = stream_matmul(xs, w_x)                           # 2: (S, N, G*H) one product per stream
         xp += b[:, None, :]                                   # 3

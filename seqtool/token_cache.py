@@ -51,7 +51,6 @@ class TokenCache:
         self.w_t = np.zeros((w_x.shape[0], w_x.shape[2], d_in + -d_in % 8), dtype=w_x.dtype)   # W_x^T, 0-padded
         self.w_t[:, :, :d_in] = w_x.transpose(0, 2, 1)
         self.slot: dict[str, int] = {}
-        self.char_rows: dict = {}                 # char_matrix's per-token cache, for the tokens added
         self.table[:, PAD_SLOT] = self._project(np.zeros(1, np.int64), np.zeros((1, 1 + CHAR_WIDTH), np.int32))[:, 0]
         self.size = 1
         self._adding = threading.Lock()           # chunks may be prepared on several threads (Dask workers)
@@ -107,10 +106,8 @@ class TokenCache:
 
     def _rows(self, tokens: list) -> np.ndarray:
         ids = np.array(self.vocab.word_ids(tokens), np.int64)
-        chars = (char_matrix([tokens], self.vocab.chars.index, cache=self.char_rows)
-                 if isinstance(self.words, WordFeatures) else None)
-        if len(self.char_rows) > 200_000:         # a bound: memory stays flat on endless streams
-            self.char_rows.clear()
+        # each token's characters are read once, when its row is made: no character-row cache here
+        chars = char_matrix([tokens], self.vocab.chars.index) if isinstance(self.words, WordFeatures) else None
         return self._project(ids, chars)
 
     def _project(self, ids: np.ndarray, chars: np.ndarray | None) -> np.ndarray:

@@ -24,8 +24,10 @@ two iterations write the same place. alpha/beta are kept in float64 whatever
 the emissions' dtype (K is small; the log-sum-exps stay exact), gradients come
 back in the emissions' dtype.
 """
+import numba
 import numpy as np
 from numba import njit, prange
+
 
 @njit(nogil=True, cache=True, inline="always")
 def _lse_col(v, M, j):
@@ -250,7 +252,8 @@ def _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, le
 # a batch is about a millisecond of work (forward-backward takes ~4 ns a term, most of it exp)
 # and a thread team costs more than it saves (far more on a loaded machine), so it runs
 # serially: a training batch of 32 sentences (~36k terms at K=9) does, a tag chunk of 256
-# sentences (~300k terms, ~1.5 ms serial) does not.
+# sentences (~300k terms, ~1.5 ms serial) does not, unless the calling thread has one kernel
+# thread (tag's workers: one chunk per core), where a thread team is pure overhead.
 PARALLEL_WORK = 250_000
 
 
@@ -362,4 +365,6 @@ def crf_viterbi(em, trans, start, end, offsets, lengths, parallel=None):
 
 
 def _parallel(parallel, work: int) -> bool:
-    return work >= PARALLEL_WORK if parallel is None else bool(parallel)
+    if parallel is not None:
+        return bool(parallel)
+    return work >= PARALLEL_WORK and numba.get_num_threads() > 1
