@@ -72,7 +72,7 @@ def throughput(args, big: Path, work: Path) -> None:
 
 
 def _load(model: str) -> float:
-    from seqtool.distributed_tasks import worker_model
+    from seqtool.distributed.tasks import worker_model
 
     t0 = time.perf_counter()
     worker_model(model, None)
@@ -84,8 +84,8 @@ def _predict_twice(model: str, path: str) -> tuple[float, float]:
     import itertools
     import json
 
-    from seqtool.distributed_tasks import worker_model
-    from seqtool.tag import _predict_chunk
+    from seqtool.distributed.tasks import worker_model
+    from seqtool.stages.tag import _predict_chunk
 
     loaded = worker_model(model, None)
     times = []
@@ -99,10 +99,10 @@ def _predict_twice(model: str, path: str) -> tuple[float, float]:
 
 
 def overheads(args, work: Path) -> None:
-    from seqtool import distributed_tasks as tasks
-    from seqtool.distributed import partitions
-    from seqtool.distributed_cluster import InOrder, collect, connect
-    from seqtool.distributed_parts import part_size, plan
+    from seqtool.distributed import tasks
+    from seqtool.distributed.run import partitions
+    from seqtool.distributed.cluster import InOrder, collect, connect
+    from seqtool.distributed.parts import part_size, plan
 
     src = str(DATA / "conll2003" / "train.jsonl")
     print("2. overheads (local cluster of 1 worker process unless said; train.jsonl once)")
@@ -157,7 +157,7 @@ def overheads(args, work: Path) -> None:
 
 
 def curve(args, work: Path) -> None:
-    from seqtool.distributed import run_tag
+    from seqtool.distributed.run import run_tag
 
     src = DATA / "conll2003" / "train.jsonl"
     size = src.stat().st_size // args.partitions + 1

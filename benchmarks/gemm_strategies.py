@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seqtool.kernels import _math
 from seqtool.kernels._math import JIT, addmm_nt, rank_chunks, step_rows
-from seqtool.packing import make_packing
+from seqtool.data.packing import make_packing
 
 BLAS, IKJ, NT24 = 0, 1, 2
 COL_BLOCK = 64

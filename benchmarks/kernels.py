@@ -71,11 +71,11 @@ def make_batches(seed, n_batches, batch, mean_len, max_len, n_labels, per_token)
 
 def seqtool_step(name, fam, cell, hidden, train):
     """(step(batch) callable, prepare(batch) -> prepared batch) for one configuration."""
-    from seqtool import optim
-    from seqtool.dataset import Batch
-    from seqtool.fit import make_optimizer
-    from seqtool.packing import make_packing, pack
-    from seqtool.tasks import ARCH_DEFAULTS, build_model, predict_logprobs, train_step
+    from seqtool.model import optim
+    from seqtool.data.dataset import Batch
+    from seqtool.model.fit import make_optimizer
+    from seqtool.data.packing import make_packing, pack
+    from seqtool.model.tasks import ARCH_DEFAULTS, build_model, predict_logprobs, train_step
 
     cfg = dict(ARCH_DEFAULTS[fam["task"]], task=fam["task"], cell="none" if cell == "mean" else cell, hidden=hidden, embed=fam["embed"],
                bidirectional=fam["bidirectional"], dropout=0.0, layers=1, pool="last",

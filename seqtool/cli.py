@@ -17,7 +17,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from seqtool import __version__
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
-from seqtool.readers import FORMATS
+from seqtool.data.readers import FORMATS
+from seqtool.distributed import stage_function
 
 
 class Settings:
@@ -125,7 +126,7 @@ def vocab(settings, input, output, vocab_file, fmt, token_column, tag_column, mi
     seqtool vocab -o vocab.json train.jsonl > train.ids.jsonl
     seqtool vocab --vocab vocab.json dev.conll > dev.ids.jsonl
     """
-    from seqtool.stages import run_vocab
+    from seqtool.stages.vocab import run_vocab
 
     _finish(settings, run_vocab(
         input, _stdout(), output=output, vocab=vocab_file, format=fmt, token_column=token_column,
@@ -155,7 +156,7 @@ def pad(settings, input, batch_size, bucket, length, skip_invalid):
     \b
     seqtool vocab -o vocab.json train.jsonl | seqtool pad --batch-size 32 --bucket 20
     """
-    from seqtool.stages import run_pad
+    from seqtool.stages.pad import run_pad
 
     _finish(settings, run_pad(input, _stdout(), batch_size=batch_size, bucket=bucket, length=length,
                               skip_invalid=skip_invalid, progress=False if settings.quiet else None))
@@ -197,7 +198,7 @@ class DaskAddress(click.ParamType):
     name = "Dask address (tcp://HOST:PORT or local:N)"
 
     def convert(self, value, param, ctx):
-        from seqtool.distributed_cluster import parse_address
+        from seqtool.distributed.cluster import parse_address
 
         try:
             parse_address(value if isinstance(value, str) else "")
@@ -290,7 +291,7 @@ def train(settings, task, train_file, dev, output, vocab_file, fmt, config_file,
     seqtool train --task tagger --train train.jsonl --dev dev.jsonl -o models/ner
     seqtool vocab -o v.json < train.jsonl | seqtool pad | seqtool train --vocab v.json -o m
     """
-    from seqtool.train import run_train
+    from seqtool.stages.train import run_train
 
     config = _read_config(config_file)
     given = {k: v for k, v in options.items() if v is not None}
@@ -328,11 +329,9 @@ def tag(settings, model, input, fmt, output_format, batch_size, skip_invalid, da
     """
     opts = {"format": fmt, "output_format": output_format, "batch_size": batch_size, "threads": settings.threads,
             "skip_invalid": skip_invalid, "progress": False if settings.quiet else None}
+    stage = stage_function("tag", dask)
     if dask:
-        from seqtool.distributed import run_tag as stage
         opts.update(dask=dask, output=output)
-    else:
-        from seqtool.tag import run_tag as stage
     _finish(settings, stage(model, _inputs(input, dask, output), _stdout(), **opts))
 
 
@@ -359,11 +358,9 @@ def evaluate(settings, model, pred, input, fmt, threshold, batch_size, skip_inva
     """
     opts = {"model": model, "pred": pred, "format": fmt, "batch_size": batch_size, "threshold": threshold,
             "threads": settings.threads, "skip_invalid": skip_invalid}
+    stage = stage_function("eval", dask)
     if dask:
-        from seqtool.distributed import run_eval as stage
         opts.update(dask=dask, progress=False if settings.quiet else None)
-    else:
-        from seqtool.score import run_eval as stage
     result, report = stage(_inputs(input, dask, None), **opts)
     _print_json(result)
     _finish(settings, report)
@@ -395,11 +392,9 @@ def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, ski
     """
     opts = {"group": group, "top_k": top_k, "threshold": threshold, "format": fmt, "batch_size": batch_size,
             "threads": settings.threads, "skip_invalid": skip_invalid, "progress": False if settings.quiet else None}
+    stage = stage_function("dedupe", dask)
     if dask:
-        from seqtool.distributed import run_dedupe as stage
         opts.update(dask=dask, output=output)
-    else:
-        from seqtool.dedupe import run_dedupe as stage
     _finish(settings, stage(model, _inputs(input, dask, output), _stdout(), **opts))
 
 
@@ -424,7 +419,7 @@ def run(settings, pipeline, sets, dry_run, force, from_step, only, wait):
     seqtool run pipelines/quickstart.yaml
     seqtool run pipelines/retrain.yaml --set epochs=5 --dry-run
     """
-    from seqtool.pipeline import run_pipeline
+    from seqtool.pipeline.run import run_pipeline
 
     _finish(settings, run_pipeline(pipeline, sets=sets, dry_run=dry_run, force=force, from_step=from_step,
                                    only=only, wait=wait, quiet=settings.quiet, threads=settings.threads,

@@ -3,9 +3,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seqtool.batching import batches, check_ids, pad, pad_batch, pad_records, seq_length, unpad
+from seqtool.data.batching import batches, check_ids, pad, pad_batch, pad_records, seq_length, unpad
 from seqtool.errors import DataError
-from seqtool.vocab import build_vocab
+from seqtool.data.vocab import build_vocab
 
 
 def rec(n: int, **extra) -> dict:

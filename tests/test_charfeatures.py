@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from seqtool.charfeatures import CHAR_WIDTH, CharCNN, WordFeatures, char_matrix, char_row, word_shape, SHAPES
-from seqtool.gradcheck import gradient_check
-from seqtool.layers import Context
-from seqtool.packing import make_packing
+from seqtool.data.chars import CHAR_WIDTH, SHAPES, char_matrix, char_row, word_shape
+from seqtool.model.charfeatures import CharCNN, WordFeatures
+from seqtool.model.gradcheck import gradient_check
+from seqtool.model.layers import Context
+from seqtool.data.packing import make_packing
 
 INDEX = {c: i for i, c in enumerate("<>abcdefghijklmnopqrstuvwxyzABCDEFG0123-.", start=0) if i >= 2}
 
@@ -118,7 +119,7 @@ def _names_task(n, seed):
 def test_char_features_tag_words_never_seen_in_training(tmp_path):
     import json
 
-    from seqtool.train import run_train
+    from seqtool.stages.train import run_train
 
     paths = []
     for name, recs in (("tr", _names_task(300, 0)), ("dv", _names_task(80, 1))):

@@ -1,11 +1,11 @@
 """The CRF output layer (seqtool/crf.py): loss gradient, BIO constraints, decoding."""
 import numpy as np
 
-from seqtool.crf import CRF, bio_allowed, find_crf
-from seqtool.gradcheck import numerical_gradient, relative_error
-from seqtool.layers import Dense, Serial
-from seqtool.metrics import spans
-from seqtool.packing import make_packing
+from seqtool.model.crf import CRF, bio_allowed, find_crf
+from seqtool.model.gradcheck import numerical_gradient, relative_error
+from seqtool.model.layers import Dense, Serial
+from seqtool.data.metrics import spans
+from seqtool.data.packing import make_packing
 
 TAGS = ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]
 
@@ -111,8 +111,8 @@ def test_train_crf_then_tag_gives_valid_bio_and_marginal_scores(tmp_path):
     import io
     import json
 
-    from seqtool.tag import LoadedModel, run_tag
-    from seqtool.train import run_train
+    from seqtool.stages.tag import LoadedModel, run_tag
+    from seqtool.stages.train import run_train
 
     tr, dv = _write(tmp_path / "tr.jsonl", _spans_task(300, 0)), _write(tmp_path / "dv.jsonl", _spans_task(80, 1))
     out = str(tmp_path / "m")
@@ -136,8 +136,8 @@ def test_a_model_saved_before_crf_and_char_options_still_loads(tmp_path):
     import io
     import json
 
-    from seqtool.tag import LoadedModel, run_tag
-    from seqtool.train import run_train
+    from seqtool.stages.tag import LoadedModel, run_tag
+    from seqtool.stages.train import run_train
 
     tr = _write(tmp_path / "tr.jsonl", _spans_task(40, 0))
     out = str(tmp_path / "old")
@@ -176,6 +176,6 @@ def test_cli_train_with_crf_char_and_shape(tmp_path, sample_data):
 
 
 def modelio_config(path):
-    from seqtool import modelio
+    from seqtool.model import modelio
 
     return modelio.load_model(path)[0]

@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from seqtool.cli import cli
-from seqtool.dedupe import BLOCK, GroupJoin, block_pairs, find_groups
-from seqtool.distributed_parts import plan
-from seqtool.distributed_tasks import KILL_ENV
-from seqtool.train import run_train
+from seqtool.stages.dedupe import BLOCK, GroupJoin, block_pairs, find_groups
+from seqtool.distributed.parts import plan
+from seqtool.distributed.tasks import KILL_ENV
+from seqtool.stages.train import run_train
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
@@ -79,8 +79,8 @@ def concat(folder: Path) -> bytes:
 @pytest.fixture
 def small_parts(monkeypatch):
     """Partitions of a few KB, so that the sample files make a dozen (and batches cross them)."""
-    monkeypatch.setattr("seqtool.distributed_parts.MIN_PART", 3000)
-    monkeypatch.setattr("seqtool.distributed_parts.part_size", lambda files, workers: 3000)
+    monkeypatch.setattr("seqtool.distributed.parts.MIN_PART", 3000)
+    monkeypatch.setattr("seqtool.distributed.parts.part_size", lambda files, workers: 3000)
 
 
 # ---------------------------------------------------------------- partitions

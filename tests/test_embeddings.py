@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from seqtool.embeddings import FrozenEmbedding, load_vectors, vector_dim
+from seqtool.model.embeddings import FrozenEmbedding, load_vectors, vector_dim
 from seqtool.errors import DataError, UsageError
-from seqtool.layers import Context
-from seqtool.packing import make_packing
-from seqtool.tasks import word_embedding
-from seqtool.train import run_train
+from seqtool.model.layers import Context
+from seqtool.data.packing import make_packing
+from seqtool.model.tasks import word_embedding
+from seqtool.stages.train import run_train
 
 VECTORS = {"the": [0.1, 0.2, 0.3], "paris": [1.0, 2.0, 3.0], "Paris": [4.0, 5.0, 6.0], "berlin": [7.0, 8.0, 9.0]}
 WORDS = ["<PAD>", "<UNK>", "the", "Paris", "Berlin", "zzz"]
@@ -72,7 +72,7 @@ def _corpus(tmp_path):
 
 
 def test_train_with_frozen_embeddings_keeps_the_file_vectors(tmp_path):
-    from seqtool.tag import LoadedModel
+    from seqtool.stages.tag import LoadedModel
 
     vec = _write(tmp_path / "v.txt")
     out = str(tmp_path / "m")
@@ -91,7 +91,7 @@ def test_train_embeddings_move_unless_frozen_and_embed_must_match(tmp_path):
     out = str(tmp_path / "m")
     run_train(_corpus(tmp_path), output=out, progress=False, threads=1, epochs=2, hidden=4, embeddings=vec,
               lr=0.05, lowercase=False)
-    from seqtool.tag import LoadedModel
+    from seqtool.stages.tag import LoadedModel
 
     loaded = LoadedModel(out)
     E = word_embedding(loaded.model).params["E"]

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seqtool.errors import DataError, UsageError
-from seqtool.jsonl import (InvalidRecords, dumps, iter_jsonl, open_input, parse_record, read_lines,
+from seqtool.data.jsonl import (InvalidRecords, dumps, iter_jsonl, open_input, parse_record, read_lines,
                            source_name, write_atomic, write_records)
 
 

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from seqtool.gradcheck import gradient_check, numerical_gradient, relative_error
+from seqtool.model.gradcheck import gradient_check, numerical_gradient, relative_error
 from seqtool.kernels.loss import softmax_xent, triplet_loss
-from seqtool.layers import Context, Dense, Dropout, Embedding, L2Normalize, Pool, Serial
-from seqtool.optim import Adam
-from seqtool.packing import make_packing
-from seqtool.recurrent import Recurrent, Residual, Stack
+from seqtool.model.layers import Context, Dense, Dropout, Embedding, L2Normalize, Pool, Serial
+from seqtool.model.optim import Adam
+from seqtool.data.packing import make_packing
+from seqtool.model.recurrent import Recurrent, Residual, Stack
 
 LENGTHS = [4, 1, 6, 3, 6, 2]
 TOL = 1e-6
@@ -311,7 +311,7 @@ def test_float32_forward_agrees_with_float64():
 
 
 def test_one_training_step_lowers_the_loss():
-    from seqtool.optim import clip_by_global_norm
+    from seqtool.model.optim import clip_by_global_norm
     rng = np.random.default_rng(0)
     p = make_packing(rng.integers(1, 9, size=8))
     ids = rng.integers(1, 20, size=p.n_rows)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqtool.errors import DataError
-from seqtool.metrics import (ClassifierScorer, EntityScorer, PairScorer, TokenAccuracy, best_threshold,
+from seqtool.data.metrics import (ClassifierScorer, EntityScorer, PairScorer, TokenAccuracy, best_threshold,
                              format_classifier_report, format_entity_report, format_pair_report,
                              masked_accuracy, pair_metrics, roc_auc, spans)
 

@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from seqtool import __version__, atomicdir, modelio
+from seqtool import __version__
+from seqtool.model import atomicdir, modelio
 from seqtool.errors import DataError, SeqtoolError, UsageError
-from seqtool.modelio import (FORMAT_VERSION, data_fingerprint, load_checkpoint, load_model, save_checkpoint,
+from seqtool.model.modelio import (FORMAT_VERSION, data_fingerprint, load_checkpoint, load_model, save_checkpoint,
                              save_model)
 
 WEIGHTS = {"emb": np.arange(12, dtype=np.float32).reshape(3, 4), "lstm/W": np.ones((2, 2)),
@@ -218,7 +219,7 @@ def test_fallback_window_is_recovered(tmp_path, no_exchange):
 SAVER = textwrap.dedent("""
     import sys
     import numpy as np
-    from seqtool import atomicdir, modelio
+    from seqtool.model import atomicdir, modelio
     path, base, exchange = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
     if not exchange:
         atomicdir._exchange = lambda a, b: False

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from seqtool.optim import SGD, Adam, clip_by_global_norm, clip_by_value, global_norm
+from seqtool.model.optim import SGD, Adam, clip_by_global_norm, clip_by_value, global_norm
 
 
 def _grads(scale=1.0, dtype=np.float64, seed=0):

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqtool import modelio
+from seqtool.model import modelio
 from seqtool.cli import cli
-from seqtool.pipeline_spec import read_pipeline
-from seqtool.pipeline_state import fingerprint
+from seqtool.pipeline.spec import read_pipeline
+from seqtool.pipeline.state import fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
@@ -368,7 +368,7 @@ def test_unchanged_steps_are_skipped_and_changes_rerun_what_they_touch(corpus, m
     assert again("--set", "batch=8") == {"vocab": "ok", "pad": "ok"}
     (corpus / "out" / "padded.jsonl").write_text("")                               # an output touched
     assert again("--set", "batch=8") == {"vocab": "skipped", "pad": "ok"}
-    monkeypatch.setattr("seqtool.pipeline_state.__version__", "99.0")              # another seqtool
+    monkeypatch.setattr("seqtool.pipeline.state.__version__", "99.0")              # another seqtool
     assert again("--set", "batch=8") == {"vocab": "ok", "pad": "ok"}
     assert again("--set", "batch=8", "--force") == {"vocab": "ok", "pad": "ok"}
     assert again("--set", "batch=8", "--only", "pad", "--force") == {"pad": "ok"}
@@ -438,7 +438,7 @@ def test_promotion_happens_only_on_improvement_and_keeps_prev(tmp_path):
 
 def test_promotion_with_dev_scores_both_models_on_that_file(tmp_path):
     """A stored best_dev can flatter a model (another dev set, another day): with dev:, both are scored now."""
-    from seqtool.train import run_train
+    from seqtool.stages.train import run_train
 
     rng = np.random.default_rng(0)
 

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seqtool.errors import DataError, UsageError
-from seqtool.jsonl import InvalidRecords, iter_jsonl, read_lines
-from seqtool.readers import Source, guess_format, iob1_to_bio, iter_conll
+from seqtool.data.jsonl import InvalidRecords, iter_jsonl, read_lines
+from seqtool.data.readers import Source, guess_format, iob1_to_bio, iter_conll
 
 CONLL = """-DOCSTART- -X- O
 

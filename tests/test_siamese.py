@@ -6,17 +6,17 @@ import resource
 import numpy as np
 import pytest
 
-from seqtool.dataset import Ragged
-from seqtool.dedupe import find_groups, nearest, run_dedupe
+from seqtool.data.dataset import Ragged
+from seqtool.stages.dedupe import find_groups, nearest, run_dedupe
 from seqtool.errors import DataError
-from seqtool.evaluate import TaskData
+from seqtool.data.dataset import TaskData
 from seqtool.kernels.loss import triplet_loss
-from seqtool.layers import Context
-from seqtool.packing import make_packing
-from seqtool.score import run_eval
-from seqtool.siamese import duplicate_batches, training_pairs
-from seqtool.tasks import build_model
-from seqtool.train import run_train
+from seqtool.model.layers import Context
+from seqtool.data.packing import make_packing
+from seqtool.stages.eval import run_eval
+from seqtool.model.siamese import training_pairs
+from seqtool.model.tasks import build_model
+from seqtool.stages.train import run_train
 
 
 def pairs_data(pairs, labels):
@@ -32,7 +32,7 @@ def test_batches_never_hold_two_duplicates_of_one_another():
     data = training_pairs(pairs_data(hub + others + non_dup, [1] * 70 + [0]))
     assert len(data) == 140                                   # every duplicate pair in both orders
     clusters = data.clusters
-    batches = duplicate_batches(data, 8, np.random.default_rng(0))
+    batches = data.batch_order(8, np.random.default_rng(0))
     used = np.concatenate(batches)
     assert len(used) == len(set(used.tolist()))               # no row twice in an epoch
     for b in batches:
@@ -52,7 +52,7 @@ def test_hard_negatives_add_self_rows_that_share_a_batch_with_their_non_duplicat
     assert [u.tolist() for u in data.units[8:]] == [[8, 9], [10, 11], [12, 13]]
     assert data.clusters[8] == data.clusters[0]                 # question 1 keeps its duplicate cluster
     for seed in range(20):
-        batches = duplicate_batches(data, 4, np.random.default_rng(seed))
+        batches = data.batch_order(4, np.random.default_rng(seed))
         used = np.concatenate(batches).tolist()
         assert len(used) == len(set(used))
         for b in batches:

@@ -4,13 +4,14 @@ import threading
 import numpy as np
 import pytest
 
-from seqtool.charfeatures import char_matrix
-from seqtool.dataset import Ragged
-from seqtool.evaluate import TaskData, predict_labels, predict_tags
+from seqtool.data.chars import char_matrix
+from seqtool.data.dataset import Ragged
+from seqtool.data.dataset import TaskData
+from seqtool.model.inference import predict_labels, predict_tags
 from seqtool.kernels.dense import gather_rows
-from seqtool.tasks import build_model
-from seqtool.token_cache import TokenCache
-from seqtool.vocab import build_vocab
+from seqtool.model.tasks import build_model
+from seqtool.model.token_cache import TokenCache
+from seqtool.data.vocab import build_vocab
 
 WORDS = ["Paris", "paris", "the", "EU", "rejects", "German", "call", "1996", "to", "boycott", "x-ray", "Ünïcode"]
 TAGS = ["O", "B-X", "I-X", "B-Y", "I-Y"]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seqtool.tokenize import RULES, tokenize
+from seqtool.data.tokenize import RULES, tokenize
 
 
 @pytest.mark.parametrize("text, tokens", [

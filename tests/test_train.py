@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 
-from seqtool import modelio
-from seqtool.score import run_eval
-from seqtool.tag import run_tag
-from seqtool.train import run_train
+from seqtool.model import modelio
+from seqtool.stages.eval import run_eval
+from seqtool.stages.tag import run_tag
+from seqtool.stages.train import run_train
 
 WORDS = ["a", "b", "c", "d", "e", "f", "the"]
 
@@ -129,10 +129,10 @@ def test_eval_errors_name_the_line_of_the_file(tmp_path):
 def test_tag_on_worker_threads_writes_what_one_thread_writes(tmp_path):
     """Chunks computed side by side by two workers (each through the token cache) come out in input order,
     byte for byte as with one thread, and tag as the model itself does (numpy path, whole input at once)."""
-    from seqtool.dataset import Ragged
-    from seqtool.evaluate import TaskData
-    from seqtool.kernels.reference import numpy_inference
-    from seqtool.tag import LoadedModel, _compute
+    from seqtool.data.dataset import Ragged
+    from seqtool.data.dataset import TaskData
+    from seqtool.kernels.numpy_path import numpy_inference
+    from seqtool.stages.tag import LoadedModel, _compute
 
     out, _, dev = train(tmp_path, context_tagging(300, 0), context_tagging(40, 1), task="tagger", epochs=2,
                         hidden=16, embed=8)                      # the default tagger: CRF, char CNN, shapes
@@ -188,7 +188,7 @@ def test_tag_writes_every_record_before_a_bad_one_then_names_its_line(tmp_path):
 
 KILL_SCRIPT = """
 import sys
-from seqtool.train import run_train
+from seqtool.stages.train import run_train
 run_train(sys.argv[1], output=sys.argv[2], task="tagger", epochs=10000, hidden=16, embed=8, progress=False,
           patience=0)
 """

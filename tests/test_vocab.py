@@ -4,7 +4,7 @@ import json
 import pytest
 
 from seqtool.errors import DataError, UsageError
-from seqtool.vocab import FORMAT_VERSION, PAD, UNK, Counts, Vocab, apply_vocab, build_vocab, prepare
+from seqtool.data.vocab import FORMAT_VERSION, PAD, UNK, Counts, Vocab, apply_vocab, build_vocab, prepare
 
 TAGGED = [
     {"id": 1, "tokens": ["Ann", "saw", "Bo", "."], "tags": ["B-PER", "O", "B-PER", "O"]},

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from seqtool.kernels.crf import crf_backward, crf_forward, crf_marginals, crf_viterbi
-from seqtool.gradcheck import numerical_gradient, relative_error
-from seqtool.packing import make_packing, pack
+from seqtool.model.gradcheck import numerical_gradient, relative_error
+from seqtool.data.packing import make_packing, pack
 
 K = 3
 LENGTHS = [4, 1, 3, 4, 2]

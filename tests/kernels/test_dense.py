@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from seqtool.kernels import dense as kd
-from seqtool.gradcheck import numerical_gradient, relative_error
-from seqtool.packing import make_packing, unpack
+from seqtool.model.gradcheck import numerical_gradient, relative_error
+from seqtool.data.packing import make_packing, unpack
 
 LENGTHS = [3, 7, 1, 5, 7, 2]
 

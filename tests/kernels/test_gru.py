@@ -1,7 +1,7 @@
 """GRU kernels (seqtool/kernels/gru.py, the seed's formula): the shared checks of reference.CellChecks, and
 parity with our formula written in torch autograd (PyTorch's own GRU applies r after the product h W_c)."""
 import pytest
-from reference import CellChecks, gru_reference, parity_errors
+from oracles import CellChecks, gru_reference, parity_errors
 
 from seqtool.kernels.gru import gru_backward, gru_forward
 

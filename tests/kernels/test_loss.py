@@ -4,7 +4,7 @@ import pytest
 
 from seqtool.kernels.loss import (accuracy, cosine_matrix, log_softmax, softmax_xent, triplet_loss,
                                   triplet_loss_matrix)
-from seqtool.gradcheck import numerical_gradient, relative_error
+from seqtool.model.gradcheck import numerical_gradient, relative_error
 
 
 def _logits(n=13, k=5, seed=0):

@@ -1,6 +1,6 @@
 """LSTM kernels (seqtool/kernels/lstm.py): the shared checks of reference.CellChecks, and PyTorch parity."""
 import pytest
-from reference import CellChecks, lstm_reference, nn_module_parity
+from oracles import CellChecks, lstm_reference, nn_module_parity
 
 from seqtool.kernels.lstm import lstm_backward, lstm_forward
 

@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from seqtool.kernels import reference as ref
+from seqtool.kernels import numpy_path as ref
 from seqtool.kernels.crf import crf_marginals, crf_viterbi
-from seqtool.layers import Context, Pool
-from seqtool.packing import make_packing
-from seqtool.recurrent import Recurrent
-from seqtool.tasks import build_model, model_input, predict_logprobs, predict_tag_ids
+from seqtool.model.layers import Context, Pool
+from seqtool.data.packing import make_packing
+from seqtool.model.recurrent import Recurrent
+from seqtool.model.tasks import build_model, model_input, predict_logprobs, predict_tag_ids
 
 LENGTHS = [5, 1, 3, 7, 2, 7]
 
@@ -62,7 +62,7 @@ def test_crf_viterbi_and_marginals_match_the_kernels():
 
 
 def _batch(lengths, n_vocab, seed, chars=False):
-    from seqtool.dataset import Ragged, make_batch
+    from seqtool.data.dataset import Ragged, make_batch
 
     rng = np.random.default_rng(seed)
     ids = Ragged([rng.integers(1, n_vocab, n) for n in lengths]).finish()
@@ -112,7 +112,7 @@ def test_numpy_inference_has_no_backward():
 
 SMALL_TAG = """
 import sys, io
-from seqtool.tag import run_tag
+from seqtool.stages.tag import run_tag
 buf = io.BytesIO()
 run_tag(sys.argv[1], sys.argv[2], buf)
 print(buf.getvalue().decode(), end="")
@@ -121,7 +121,7 @@ print("NUMBA_IMPORTED" if "numba" in sys.modules else "NUMBA_NOT_IMPORTED", file
 
 
 def test_tag_on_a_small_input_never_imports_numba_and_equals_the_kernels(tmp_path, sample_data):
-    from seqtool.train import run_train
+    from seqtool.stages.train import run_train
 
     model = str(tmp_path / "m")
     run_train(str(sample_data / "ner.jsonl"), output=model, epochs=1, hidden=8, embed=8, progress=False)
@@ -131,7 +131,7 @@ def test_tag_on_a_small_input_never_imports_numba_and_equals_the_kernels(tmp_pat
     run = subprocess.run([sys.executable, "-c", SMALL_TAG, model, str(small)], capture_output=True, text=True,
                          check=True)
     assert run.stderr.strip().endswith("NUMBA_NOT_IMPORTED"), run.stderr
-    from seqtool.tag import LoadedModel, _predict_chunk
+    from seqtool.stages.tag import LoadedModel, _predict_chunk
 
     loaded = LoadedModel(model)
     expected = _predict_chunk(loaded, [loaded.encode(r) for r in records])   # numba kernels, in this process

@@ -5,11 +5,11 @@ from itertools import pairwise
 import numpy as np
 import pytest
 from numba import njit
-from reference import CellChecks, nn_module_parity, rnn_reference
+from oracles import CellChecks, nn_module_parity, rnn_reference
 
 from seqtool.kernels import _math
 from seqtool.kernels.rnn import rnn_backward, rnn_forward
-from seqtool.packing import make_packing
+from seqtool.data.packing import make_packing
 
 RELU = [False, True]
 

@@ -1,0 +1,187 @@
+"""Recurrent layers: a (bi)RNN/GRU/LSTM layer over packed rows, skip connections, stacks.
+
+    Stack("lstm", 100, 128, depth=2, bidirectional=True)   # Recurrent > Dropout > Recurrent
+    y, backward = layer(x, ctx, train)                        # (N, d_in) -> (N, S*H)
+
+The layer does the large input products (numpy matmul, both directions side
+by side) and hands the recurrence to the cell kernels (seqtool/kernels/<cell>.py,
+contract in seqtool/kernels/__init__.py). ``from_projection`` runs the
+recurrence from a ready input product (seqtool/token_cache.py, inference).
+"""
+import importlib
+
+import numpy as np
+
+from seqtool.kernels import numpy_path as ref
+from seqtool.model.layers import Context, Dropout, Layer, Serial, _xavier
+
+CELLS = {"rnn": 1, "gru": 3, "lstm": 4}   # cell -> gates G
+
+
+class Recurrent(Layer):
+    """An RNN/GRU/LSTM layer over packed rows: (N, d_in) -> (N, S*H), S = 2 if bidirectional.
+
+    The input projection of all rows is one batched product outside the time
+    loop, xp[s] = x_s W_x[s] + b[s] with x_0 = x and x_1 = x[rev]; the cell
+    kernel (seqtool/kernels/<cell>.py) runs the recurrence of both streams;
+    the output is [h_fwd, h_bwd[rev]]. Parameters: w_x (S, d_in, G*H),
+    w_h (S, H, G*H), b (S, G*H), gate order as in the kernel contract.
+    """
+
+    def __init__(self, cell: str, d_in: int, hidden: int, bidirectional: bool = False,
+                 activation: str = "tanh", dtype=np.float32, rng: np.random.Generator | None = None):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; expected one of {sorted(CELLS)}")
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be 'tanh' or 'relu', not {activation!r}")
+        rng = rng or np.random.default_rng(0)
+        G, H, S = CELLS[cell], hidden, 2 if bidirectional else 1
+        self.cell, self.S, self.H, self.activation = cell, S, H, activation
+        self.add_param("w_x", _xavier(rng, d_in, H, (S, d_in, G * H), dtype))
+        if cell == "rnn" and activation == "relu":
+            w_h = np.broadcast_to(np.eye(H), (S, H, H))             # IRNN
+        else:
+            w_h = np.concatenate([_orthogonal(rng, H, S) for _ in range(G)], axis=2)
+        self.add_param("w_h", w_h.astype(dtype))
+        b = np.zeros((S, G * H), dtype=dtype)
+        if cell == "lstm":
+            b[:, H:2 * H] = 1.0                                       # forget gate (i, f, g, o)
+        self.add_param("b", b)
+        kind = f"{cell.upper()}" if cell != "rnn" or activation == "tanh" else "ReLURNN"
+        self.name = f"{'Bi' if S == 2 else ''}{kind}_{H}"
+        self._options = (activation == "relu",) if cell == "rnn" else ()
+
+    def forward(self, x, ctx, train):
+        w_x, w_h, b = self.params["w_x"], self.params["w_h"], self.params["b"]
+        S, H = self.S, self.H
+        offsets = ctx.packing.offsets
+        x = np.ascontiguousarray(x)
+        if S == 1:
+            xs = x[None]                                      # (1, N, d_in), a view
+        else:
+            rev = ctx.rev
+            xs = np.empty((2,) + x.shape, dtype=x.dtype)      # (2, N, d_in)
+            xs[0] = x
+            np.take(x, rev, axis=0, out=xs[1])                # 1: stream 1 reads the reversed rows
+        if ref.enabled():
+            xp = np.matmul(xs, w_x) + b[:, None, :]
+            h = ref.cell_forward(self.cell, xp, w_h, offsets, *self._options)
+            return self._join(h, ctx), ref.no_backward
+        forward_kernel, backward_kernel = _cell_kernels(self.cell)
+        xp = stream_matmul(xs, w_x)                           # 2: (S, N, G*H) one product per stream
+        xp += b[:, None, :]                                   # 3
+        h, cache = forward_kernel(xp, w_h, offsets, *self._options)   # 4: h (S, N, H)
+        y = self._join(h, ctx)                                # 5
+
+        def backward(dy):
+            if S == 1:
+                dh = np.ascontiguousarray(dy)[None]
+            else:
+                dh = np.empty((2, dy.shape[0], H), dtype=dy.dtype)   # back 5
+                dh[0] = dy[:, :H]
+                dh[1] = dy[rev, H:]
+            dxp, dw_h = backward_kernel(dh, xp, w_h, offsets, h, cache, *self._options)  # back 4
+            self.grads["w_h"] += dw_h
+            self.grads["b"] += dxp.sum(axis=1)                       # back 3
+            self.grads["w_x"] += stream_matmul(xs.transpose(0, 2, 1), dxp)  # back 2: dW_x = x_s^T dxp
+            dxs = stream_matmul(dxp, w_x.transpose(0, 2, 1))             # back 2: dx_s = dxp W_x^T
+            if S == 1:
+                return dxs[0]
+            dx = dxs[0]
+            dx += dxs[1][rev]                                        # back 1 (rev is an involution)
+            return dx
+        return y, backward
+
+
+    def from_projection(self, xp: np.ndarray, ctx: Context) -> np.ndarray:
+        """Inference from a ready input product xp (S, N, G*H), bias included (folding.py): y (N, S*H)."""
+        forward_kernel, _ = _cell_kernels(self.cell)
+        h, _ = forward_kernel(xp, self.params["w_h"], ctx.packing.offsets, *self._options)
+        return self._join(h, ctx)
+
+    def _join(self, h: np.ndarray, ctx: Context) -> np.ndarray:
+        """5: the layer's output from the streams' states h (S, N, H): [h_fwd, h_bwd[rev]]."""
+        if self.S == 1:
+            return h[0]
+        H = self.H
+        y = np.empty((h.shape[1], 2 * H), dtype=h.dtype)
+        y[:, :H] = h[0]
+        y[:, H:] = h[1][ctx.rev]
+        return y
+
+
+# BLAS runs one thread (cli.py sets OPENBLAS_NUM_THREADS=1: numba's threads own the cores), so
+# the two directions' products of a bidirectional layer, each large and independent, run on two
+# Python threads (numpy releases the GIL in matmul) when the kernels may use two threads.
+PARALLEL_MATMUL_FLOPS = 20_000_000
+_matmul_pool = None
+
+
+def stream_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.matmul of (S, n, k) and (S, k, m) stacks; with S == 2, the two products side by side."""
+    global _matmul_pool
+    S, n, k = a.shape
+    if S != 2 or 2 * n * k * b.shape[2] < PARALLEL_MATMUL_FLOPS or _kernel_threads() < 2:
+        return np.matmul(a, b)
+    if _matmul_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _matmul_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtool-matmul")
+    out = np.empty((S, n, b.shape[2]), dtype=np.result_type(a, b))
+    other = _matmul_pool.submit(np.matmul, a[1], b[1], out=out[1])
+    np.matmul(a[0], b[0], out=out[0])
+    other.result()
+    return out
+
+
+def _kernel_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _orthogonal(rng, H: int, S: int) -> np.ndarray:
+    """(S, H, H): an orthogonal matrix per stream (QR of a Gaussian, signs fixed)."""
+    q, r = np.linalg.qr(rng.normal(size=(S, H, H)))
+    return q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+
+
+def _cell_kernels(cell: str):
+    mod = importlib.import_module(f"seqtool.kernels.{cell}")
+    return getattr(mod, f"{cell}_forward"), getattr(mod, f"{cell}_backward")
+
+
+class Residual(Layer):
+    """y = x + f(x) for a layer f that keeps the width."""
+
+    def __init__(self, layer: Layer):
+        super().__init__([layer])
+        self.name = f"Residual({layer!r})"
+
+    def forward(self, x, ctx, train):
+        fx, f_backward = self.layers[0](x, ctx, train)
+        if fx.shape != x.shape:
+            raise ValueError(f"residual needs equal widths, got {x.shape} -> {fx.shape}")
+
+        def backward(dy):
+            return dy + f_backward(dy)     # forward: y = x + f(x)
+        return x + fx, backward
+
+
+def Stack(cell: str, d_in: int, hidden: int, depth: int = 1, bidirectional: bool = False,
+          dropout: float = 0.0, residual: bool = False, activation: str = "tanh",
+          dtype=np.float32, rng: np.random.Generator | None = None) -> "Serial":
+    """A deep RNN: ``depth`` Recurrent layers, Dropout(dropout) between them, and
+    (if residual) a skip connection around every layer whose input width equals
+    its output width (all but the first, unless d_in == S*hidden)."""
+    rng = rng or np.random.default_rng(0)
+    width = hidden * (2 if bidirectional else 1)
+    layers: list[Layer] = []
+    for i in range(depth):
+        n_in = d_in if i == 0 else width
+        if i > 0 and dropout > 0.0:
+            layers.append(Dropout(dropout))
+        rec = Recurrent(cell, n_in, hidden, bidirectional, activation, dtype, rng)
+        layers.append(Residual(rec) if residual and n_in == width else rec)
+    return Serial(*layers, name=f"{rec!r}x{depth}")
