@@ -85,7 +85,7 @@ def _predict_twice(model: str, path: str) -> tuple[float, float]:
     import json
 
     from seqtool.distributed.tasks import worker_model
-    from seqtool.stages.tag import _predict_chunk
+    from seqtool.predict import predict_chunk
 
     loaded = worker_model(model, None)
     times = []
@@ -93,7 +93,7 @@ def _predict_twice(model: str, path: str) -> tuple[float, float]:
         with open(path) as f:
             chunk = [loaded.encode(json.loads(line)) for line in itertools.islice(f, 64)]
         t0 = time.perf_counter()
-        _predict_chunk(loaded, chunk)
+        predict_chunk(loaded, chunk)
         times.append(time.perf_counter() - t0)
     return times[0], times[1]
 

@@ -19,6 +19,7 @@ from seqtool import __version__
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
 from seqtool.data.readers import FORMATS
 from seqtool.distributed import stage_function
+from seqtool.kernels import CELL_GATES
 
 
 class Settings:
@@ -239,7 +240,7 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
 @click.option("--vocab", "vocab_file", metavar="FILE", help="The vocabulary the input's ids come from.")
 @format_option
 @click.option("--config", "config_file", metavar="FILE.yaml", help="Any of these options from a YAML file.")
-@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm", "none"]), help="Recurrent cell [lstm]; none = mean.")
+@click.option("--cell", type=click.Choice([*CELL_GATES, "none"]), help="Recurrent cell [lstm]; none = mean.")
 @click.option("--bidirectional/--unidirectional", default=None, help="[tagger, siamese: bidirectional; classifier: not].")
 @click.option("--layers", type=click.IntRange(1), help="Stacked recurrent layers [1].")
 @click.option("--embed", type=click.IntRange(1), help="Word embedding size [tagger 100].")

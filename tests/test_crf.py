@@ -111,7 +111,8 @@ def test_train_crf_then_tag_gives_valid_bio_and_marginal_scores(tmp_path):
     import io
     import json
 
-    from seqtool.stages.tag import LoadedModel, run_tag
+    from seqtool.predict import LoadedModel
+    from seqtool.stages.tag import run_tag
     from seqtool.stages.train import run_train
 
     tr, dv = _write(tmp_path / "tr.jsonl", _spans_task(300, 0)), _write(tmp_path / "dv.jsonl", _spans_task(80, 1))
@@ -136,7 +137,8 @@ def test_a_model_saved_before_crf_and_char_options_still_loads(tmp_path):
     import io
     import json
 
-    from seqtool.stages.tag import LoadedModel, run_tag
+    from seqtool.predict import LoadedModel
+    from seqtool.stages.tag import run_tag
     from seqtool.stages.train import run_train
 
     tr = _write(tmp_path / "tr.jsonl", _spans_task(40, 0))

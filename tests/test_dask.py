@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from seqtool.cli import cli
 from seqtool.stages.dedupe import BLOCK, GroupJoin, block_pairs, find_groups
 from seqtool.distributed.parts import plan
-from seqtool.distributed.tasks import KILL_ENV
 from seqtool.stages.train import run_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,8 +45,7 @@ def cluster(tmp_path_factory):
     """The scheduler address of a LocalCluster: 2 worker processes, 1 thread each, a shared numba cache."""
     distributed = pytest.importorskip("distributed")
     env = {"NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR")
-           or os.path.join(tempfile.gettempdir(), "seqtool-test-numba-cache"),
-           KILL_ENV: str(tmp_path_factory.mktemp("hook") / "kill-once")}
+           or os.path.join(tempfile.gettempdir(), "seqtool-test-numba-cache")}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)                      # the worker processes inherit it
     c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -238,9 +236,34 @@ def test_a_pipeline_step_runs_on_the_cluster(cluster, models, tmp_path):
 
 # ---------------------------------------------------------------- a worker dies mid-task
 
+# Run in every worker process (client.run(exec, ...)): the worker's second prediction, once a chunk has
+# gone to its part file, kills the process if it can delete MARKER (so one worker dies, once). A worker
+# that its nanny restarts runs without the hook.
+KILL_HOOK = """
+import os, signal
+import seqtool.predict as predict
+real, calls = predict.predict_chunk, [0]
+def predict_then_die(loaded, chunk):
+    out = real(loaded, chunk)
+    calls[0] += 1
+    if calls[0] >= 2:
+        try:
+            os.unlink(MARKER)
+        except FileNotFoundError:
+            return out
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+predict.predict_chunk = predict_then_die
+"""
+
+
 def test_a_worker_killed_mid_partition_leaves_whole_output(cluster, models, small_parts, tmp_path):
-    marker = Path(os.environ[KILL_ENV])
+    import distributed
+
+    marker = tmp_path / "kill-once"
     marker.write_text("")                                  # the first tag task to delete it kills its worker
+    with distributed.Client(cluster) as client:
+        client.run(exec, KILL_HOOK.replace("MARKER", repr(str(marker))), {})
     out = tmp_path / "out"
     result = run("tag", "-m", models["tagger"], "--batch-size", 16, "--dask", cluster, SAMPLE / "ner.jsonl",
                  "-o", out)

@@ -72,7 +72,7 @@ def _corpus(tmp_path):
 
 
 def test_train_with_frozen_embeddings_keeps_the_file_vectors(tmp_path):
-    from seqtool.stages.tag import LoadedModel
+    from seqtool.predict import LoadedModel
 
     vec = _write(tmp_path / "v.txt")
     out = str(tmp_path / "m")
@@ -91,7 +91,7 @@ def test_train_embeddings_move_unless_frozen_and_embed_must_match(tmp_path):
     out = str(tmp_path / "m")
     run_train(_corpus(tmp_path), output=out, progress=False, threads=1, epochs=2, hidden=4, embeddings=vec,
               lr=0.05, lowercase=False)
-    from seqtool.stages.tag import LoadedModel
+    from seqtool.predict import LoadedModel
 
     loaded = LoadedModel(out)
     E = word_embedding(loaded.model).params["E"]

@@ -7,7 +7,6 @@ import sys
 from itertools import groupby
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SEQTOOL = [shutil.which("seqtool")] if shutil.which("seqtool") else [sys.executable, "-m", "seqtool"]

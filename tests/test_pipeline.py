@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from seqtool.model import modelio
 from seqtool.cli import cli
-from seqtool.pipeline.spec import read_pipeline
+from seqtool.pipeline.links import read_pipeline
 from seqtool.pipeline.state import fingerprint
 
 REPO = Path(__file__).resolve().parents[1]

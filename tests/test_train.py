@@ -7,7 +7,9 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
+from seqtool.errors import SeqtoolError
 from seqtool.model import modelio
 from seqtool.stages.eval import run_eval
 from seqtool.stages.tag import run_tag
@@ -132,7 +134,8 @@ def test_tag_on_worker_threads_writes_what_one_thread_writes(tmp_path):
     from seqtool.data.dataset import Ragged
     from seqtool.data.dataset import TaskData
     from seqtool.kernels.numpy_path import numpy_inference
-    from seqtool.stages.tag import LoadedModel, _compute
+    from seqtool.model.inference import predict_tags
+    from seqtool.predict import LoadedModel
 
     out, _, dev = train(tmp_path, context_tagging(300, 0), context_tagging(40, 1), task="tagger", epochs=2,
                         hidden=16, embed=8)                      # the default tagger: CRF, char CNN, shapes
@@ -151,7 +154,7 @@ def test_tag_on_worker_threads_writes_what_one_thread_writes(tmp_path):
     data = TaskData("tagger", Ragged([r["ids"] for r in records]).finish(),
                     chars=loaded.char_column([r["tokens"] for r in records]))
     with numpy_inference():
-        direct = _compute(loaded, loaded.model, data)
+        direct = list(predict_tags(loaded.model, data, len(data)))
     names = loaded.vocab.tags.names
     assert [r["tags"] for r in rows] == [[names[t] for t in pred] for pred, _ in direct]
 
@@ -206,6 +209,10 @@ def test_kill_9_during_train_leaves_the_previous_model_loadable(tmp_path):
         p.wait()
         config, weights, _, _ = modelio.load_model(out)
         assert config["task"] == "tagger" and weights.keys() == before.keys()
+        for name, array in before.items():               # the previous model, bit for bit
+            assert np.array_equal(weights[name], array), name
+        if os.path.isdir(out + ".ckpt"):                 # a checkpoint there is whole: it loads
+            assert modelio.load_checkpoint(out + ".ckpt")["epoch"] >= 1
 
 
 def test_interrupt_saves_a_checkpoint_and_resume_continues(tmp_path):
@@ -225,4 +232,34 @@ def test_interrupt_saves_a_checkpoint_and_resume_continues(tmp_path):
     done = state["epoch"]
     summary, _ = run_train(src, output=out, task="tagger", epochs=done + 1, hidden=16, embed=8, resume=True,
                            progress=False, patience=0)
-    assert summary["epochs"] == 1 and os.path.isdir(out) and not os.path.exists(out + ".ckpt")
+    assert summary["epochs"] == done + 1 and os.path.isdir(out) and not os.path.exists(out + ".ckpt")
+    history = json.loads((tmp_path / "m" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == list(range(1, done + 2))      # the whole run's history
+
+
+def test_interrupted_then_resumed_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    """Ctrl-C right after epoch 2's checkpoint, then --resume to 4 epochs: the same bits as 4 epochs in one go
+    (weights, optimiser moments and the random generator all come back whole)."""
+    train_file = write_jsonl(tmp_path / "d.jsonl", context_tagging(200, 0))
+    dev_file = write_jsonl(tmp_path / "dev.jsonl", context_tagging(40, 1))
+    opts = dict(task="tagger", dev=dev_file, epochs=4, hidden=16, embed=8, progress=False, patience=0, threads=1)
+    run_train(train_file, output=str(tmp_path / "whole"), **opts)
+    real_save, pressed = modelio.save_checkpoint, []
+
+    def save_then_interrupt(path, state):
+        real_save(path, state)
+        if state["epoch"] == 2 and not pressed:          # Ctrl-C once, right after epoch 2's checkpoint
+            pressed.append(True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(modelio, "save_checkpoint", save_then_interrupt)
+    with pytest.raises(SeqtoolError, match="interrupted after 2 epochs"):
+        run_train(train_file, output=str(tmp_path / "resumed"), **opts)
+    monkeypatch.setattr(modelio, "save_checkpoint", real_save)
+    summary, _ = run_train(train_file, output=str(tmp_path / "resumed"), resume=True, **opts)
+    assert summary["epochs"] == 4
+    whole, resumed = modelio.load_model(tmp_path / "whole"), modelio.load_model(tmp_path / "resumed")
+    assert whole[1].keys() == resumed[1].keys()
+    for name in whole[1]:
+        assert np.array_equal(whole[1][name], resumed[1][name]), name
+    assert [h["loss"] for h in whole[3]["history"]] == [h["loss"] for h in resumed[3]["history"]]

@@ -3,7 +3,7 @@
 Records become flat int32 arrays plus offsets (a few bytes per token, not a
 Python object per token), so a corpus of millions of tokens trains without
 the interpreter's memory overhead. A batch is handed to the model packed
-(seqtool/packing.py): no padding is ever computed.
+(seqtool/data/packing.py): no padding is ever computed.
 """
 from dataclasses import dataclass
 

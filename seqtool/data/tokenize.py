@@ -39,3 +39,16 @@ _TOKEN = re.compile("|".join(f"(?:{pattern})" for _, pattern in RULES))
 def tokenize(text: str) -> list[str]:
     """The tokens of ``text``, by the rules of ``RULES``, in order."""
     return _TOKEN.findall(text)
+
+
+def token_offsets(text: str, tokens: list[str]) -> list[tuple[int, int]] | None:
+    """Each token's (start, end) character offsets in ``text`` (end exclusive), or None when the tokens
+    are not ``text``'s substrings in order (tokens given beside a text they were not made from)."""
+    offsets, pos = [], 0
+    for token in tokens:
+        start = text.find(token, pos)
+        if start < 0 or text[pos:start].strip():
+            return None
+        pos = start + len(token)
+        offsets.append((start, pos))
+    return offsets

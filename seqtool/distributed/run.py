@@ -2,10 +2,10 @@
 
 ADDRESS is a running scheduler (``tcp://HOST:8786``) or ``local:N``: a LocalCluster
 of N worker processes on this machine, started and stopped by the command
-(distributed_cluster). The inputs are files or globs: every worker opens its
+(distributed/cluster.py). The inputs are files or globs: every worker opens its
 own partitions, so on a cluster they must be on a shared file system at the same
 path. Each file is cut into partitions of a few MB at record boundaries, and a
-run is two rounds of one task per partition (distributed_parts, distributed_tasks):
+run is two rounds of one task per partition (distributed/parts.py, distributed/tasks.py):
 
 1. count: each partition's records are read and checked as the stage reads them
    (bad records stop the run here, with the file's line; ``--skip-invalid`` counts);
@@ -17,7 +17,7 @@ What comes back is reduced here, on the client:
   ... (``output``) or sent back and written to ``out`` in input order;
 - eval: the scorers' integer counts, merged exactly (the single-process result,
   not an average of averages);
-- dedupe --group: distributed_dedupe.
+- dedupe --group: distributed/dedupe.py.
 
 The output equals the single-process command's on each input file, byte for
 byte (both with one BLAS thread: the CLI's default and Dask's for its workers);
@@ -77,7 +77,7 @@ def parts_dir(output: str | None):
 def partitions(session: Session, files: list[str], model: str | None, mode: str, opts: dict,
                partition_bytes: int | None = None, progress: bool | None = None) -> tuple[list, list]:
     """(aligned parts, pass-1 results): the inputs cut, every record checked and counted (mode: the
-    stage's record function, see distributed_tasks.count_part), and the batches shared out."""
+    stage's record function, see distributed/tasks.count_part), and the batches shared out."""
     from seqtool.distributed import tasks
 
     parts = plan(files, opts.get("format"), partition_bytes or part_size(files, session.workers))
@@ -176,23 +176,23 @@ def run_eval(inputs, *, dask: str, model: str | None = None, pred: bool = False,
 
 def _eval_task(files: list[str], model: str | None, format: str | None, threshold: float | None,
                skip_invalid: bool) -> tuple[str, float | None]:
-    """(task, threshold): the model's, or (``--pred``) what the first record holds, as score.run_eval reads it."""
+    """(task, threshold): the model's, or (``--pred``) what the first record holds, as stages/eval.run_eval reads it."""
     if model is not None:
         from seqtool.model.modelio import load_model
 
         task = load_model(model)[0]["task"]
         if task == "siamese":
-            from seqtool.stages.dedupe import _load
+            from seqtool.predict import load_siamese
 
-            return task, _load(model, threshold)[1]
+            return task, load_siamese(model, threshold)[1]
         return task, None
     from seqtool.data.readers import Source
-    from seqtool.stages.eval import _guess_task
+    from seqtool.stages.eval import guess_task
 
     for path in files:
         src = Source(path, format, skip_invalid=skip_invalid)
         for _, rec in src:
-            return _guess_task(rec, src.name, 1), threshold
+            return guess_task(rec, src.name, 1), threshold
     raise DataError("no records", files[0] if len(files) == 1 else " ".join(files))
 
 
@@ -203,14 +203,14 @@ def run_dedupe(model: str, inputs, out: BinaryIO | None = None, *, dask: str, ou
                format: str | None = None, batch_size: int = 256, threads: int | None = None,
                skip_invalid: bool = False, progress: bool | None = None,
                partition_bytes: int | None = None) -> Report:
-    """``seqtool dedupe --dask``: pairs mode per partition, or --group (distributed_dedupe)."""
+    """``seqtool dedupe --dask``: pairs mode per partition, or --group (distributed/dedupe.py)."""
     from seqtool.distributed import tasks
-    from seqtool.stages.dedupe import _load
+    from seqtool.predict import load_siamese
 
     check(dask)
     if top_k:
         raise UsageError("--top-k runs in one process: drop --dask")
-    _, tau = _load(model, threshold)
+    _, tau = load_siamese(model, threshold)
     files, opts = _start(inputs, format, batch_size, skip_invalid, threads, tau=tau)
     with connect(dask, threads) as session, parts_dir(output):
         opts["threads"] = session.threads

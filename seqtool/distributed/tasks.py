@@ -13,7 +13,7 @@ Every task
 
 Two passes: ``count_part`` checks and counts a partition's records (the
 errors and the ``--skip-invalid`` count come from it); the other tasks then run
-on aligned parts (distributed_parts: the same batches as one process).
+on aligned parts (distributed/parts.py: the same batches as one process).
 
 Part files are written to a temporary name and renamed when complete
 (``part_output``), so a task re-run after its worker died never leaves a torn
@@ -24,7 +24,6 @@ import io
 import itertools
 import os
 import secrets
-import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -33,7 +32,6 @@ from seqtool.distributed.parts import Part, PartSource, locate
 from seqtool.errors import DataError, SeqtoolError, UsageError
 from seqtool.data.jsonl import dumps, parse_record, replacing
 
-KILL_ENV = "SEQTOOL_DASK_TEST_KILL"   # test hook: a tag task that can delete this file kills its own worker
 _LOCK = threading.Lock()
 _MODELS: dict = {}
 
@@ -45,7 +43,7 @@ class _ByRecord(DataError):
 def worker_model(path: str, threads: int | None):
     """The LoadedModel at ``path``, read once per worker process."""
     from seqtool.runtime import configure
-    from seqtool.stages.tag import LoadedModel
+    from seqtool.predict import LoadedModel
 
     configure(threads)
     st = os.stat(path)
@@ -93,10 +91,10 @@ def _valid(mode: str, loaded):
     """The per-record function of each stage: what makes a record count (or fail)."""
     if mode == "pred":
         return lambda r: r
-    from seqtool.stages import dedupe
+    from seqtool.predict import encode_pair, encode_text
 
-    return {"tag": loaded.encode, "pairs": lambda r: dedupe._encode_pair(loaded, r),
-            "group": lambda r: dedupe._encode_text(loaded, r)}[mode]
+    return {"tag": loaded.encode, "pairs": lambda r: encode_pair(loaded, r),
+            "group": lambda r: encode_text(loaded, r)}[mode]
 
 
 @_task
@@ -129,24 +127,11 @@ def _data(out) -> dict:
     return {"data": out.getvalue()} if isinstance(out, io.BytesIO) else {}
 
 
-def _die_once(out) -> None:
-    """Test hook: kill this worker process mid-partition, once (whoever deletes the marker file)."""
-    marker = os.environ.get(KILL_ENV)
-    if not marker:
-        return
-    try:
-        os.unlink(marker)
-    except FileNotFoundError:
-        return
-    out.flush()                                  # leave a torn temporary file behind, as a real crash would
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 # ---------------------------------------------------------------- tag
 
 @_task
 def tag_part(part: Part, model: str, opts: dict, out_dir: str | None) -> dict:
-    from seqtool.stages.tag import _conll_lines, _predict_chunk
+    from seqtool.predict import conll_lines, predict_chunk
 
     time.sleep(opts.get("delay", 0.0))           # benchmarks: a simulated slow partition
     t0 = time.perf_counter()
@@ -157,11 +142,10 @@ def tag_part(part: Part, model: str, opts: dict, out_dir: str | None) -> dict:
     n = tokens = 0
     with part_output(out_dir, part.file_name("conll" if conll else "jsonl")) as out:
         for chunk in _chunks(src.map(loaded.encode), opts["batch_size"]):
-            lines = [_conll_lines(r) if conll else dumps(r) + "\n" for r in _predict_chunk(loaded, chunk)]
+            lines = [conll_lines(r) if conll else dumps(r) + "\n" for r in predict_chunk(loaded, chunk)]
             out.write("".join(lines).encode())
             n += len(chunk)
             tokens += sum(len(r["tokens"]) for r in chunk)
-            _die_once(out)
         data = _data(out)
     return {"records": n, "tokens": tokens, "load_seconds": load_s, **data}
 
@@ -175,16 +159,17 @@ def eval_part(part: Part, model: str | None, task: str, opts: dict) -> dict:
     if task == "siamese":
         return _eval_pairs(src, model, opts)
     from seqtool.data.metrics import ClassifierScorer, EntityScorer
-    from seqtool.stages.eval import _add, _predicted
+    from seqtool.predict import predicted
+    from seqtool.stages.eval import add_record
 
     if model is None:
         records = src.map_numbered(_valid("pred", None))
     else:
         loaded = worker_model(model, opts["threads"])
-        records = _predicted(loaded, src.map_numbered(loaded.encode), opts["batch_size"])
+        records = predicted(loaded, src.map_numbered(loaded.encode), opts["batch_size"])
     scorer, n = EntityScorer() if task == "tagger" else ClassifierScorer(), 0
     for n, (lineno, rec) in enumerate(records, 1):
-        _add(scorer, task, rec, src.name, lineno)     # a partition-relative line: the task wrapper locates it
+        add_record(scorer, task, rec, src.name, lineno)     # a partition-relative line: the task wrapper locates it
     return {"records": n, "counts": scorer.to_dict()}
 
 
@@ -194,10 +179,10 @@ def _eval_pairs(src: PartSource, model: str | None, opts: dict) -> dict:
     if model is None:
         records = src.map(_valid("pred", None))
     else:
-        from seqtool.stages.dedupe import _pairs
+        from seqtool.stages.dedupe import write_pairs
 
-        buf = io.BytesIO()       # as score._eval_pairs: the pairs with their similarity, read back
-        _pairs(worker_model(model, opts["threads"]), opts["tau"], src, buf, opts["batch_size"], require_gold=True)
+        buf = io.BytesIO()       # as stages/eval.py: the pairs with their similarity, read back
+        write_pairs(worker_model(model, opts["threads"]), opts["tau"], src, buf, opts["batch_size"], require_gold=True)
         records = map(parse_record, io.BytesIO(buf.getvalue()))
     sims, gold = [], []
     for n, rec in enumerate(records, src.part.base + 1):
@@ -213,11 +198,11 @@ def _eval_pairs(src: PartSource, model: str | None, opts: dict) -> dict:
 @_task
 def pairs_part(part: Part, model: str, opts: dict, out_dir: str | None) -> dict:
     """dedupe's pairs mode on one partition: similarity and is_duplicate per pair."""
-    from seqtool.stages.dedupe import _pairs
+    from seqtool.stages.dedupe import write_pairs
 
     src = PartSource(part, skip_invalid=opts["skip_invalid"])
     buf = io.BytesIO()
-    _pairs(worker_model(model, opts["threads"]), opts["tau"], src, buf, opts["batch_size"])
+    write_pairs(worker_model(model, opts["threads"]), opts["tau"], src, buf, opts["batch_size"])
     lines = buf.getvalue().splitlines()
     dup = sum(parse_record(line)["is_duplicate"] for line in lines)
     with part_output(out_dir, part.file_name("jsonl")) as out:
@@ -245,19 +230,14 @@ class _NoteIds(PartSource):
         return self.seen[self.part.skip:]
 
 
-class _Discard:
-    def write(self, data) -> None:
-        pass
-
-
 @_task
 def encode_part(part: Part, model: str, opts: dict) -> dict:
     """Group mode, pass 1: the unit vectors (n, d) float32 of the partition's texts, their ids and
     whether each record had one (the client numbers those that did not)."""
-    from seqtool.stages.dedupe import _encode_all
+    from seqtool.stages.dedupe import encode_source
 
     src = _NoteIds(part, skip_invalid=opts["skip_invalid"])
-    vectors, ids = _encode_all(worker_model(model, opts["threads"]), src, _Discard(), opts["batch_size"])
+    vectors, ids = encode_source(worker_model(model, opts["threads"]), src, batch_size=opts["batch_size"])
     return {"records": len(ids), "vectors": vectors, "ids": ids, "has_id": src.has_id}
 
 
@@ -277,13 +257,13 @@ def block(pieces: list[tuple[int, int]], *encoded: dict):
 def group_part(part: Part, model: str, opts: dict, first: list, duplicate_of: list, score: list,
                out_dir: str | None) -> dict:
     """Group mode, pass 2: the partition's records again, with group, duplicate_of and score."""
-    from seqtool.stages.dedupe import _encode_text
+    from seqtool.predict import encode_text
 
     loaded = worker_model(model, opts["threads"])
     src = PartSource(part, skip_invalid=opts["skip_invalid"])
     n = 0
     with part_output(out_dir, part.file_name("jsonl")) as out:
-        for n, (raw, _) in enumerate(src.map(lambda r: (r, _encode_text(loaded, r))), 1):
+        for n, (raw, _) in enumerate(src.map(lambda r: (r, encode_text(loaded, r))), 1):
             raw["group"], raw["duplicate_of"], raw["score"] = first[n - 1], duplicate_of[n - 1], score[n - 1]
             out.write((dumps(raw) + "\n").encode())
         data = _data(out)

@@ -2,7 +2,7 @@
 
 Contract shared by the recurrent cells (rnn.py, gru.py, lstm.py)
 ------------------------------------------------------------------
-Sequences arrive *packed* (see seqtool/packing.py): N real tokens, time-major,
+Sequences arrive *packed* (see seqtool/data/packing.py): N real tokens, time-major,
 step t in rows offsets[t]:offsets[t+1], the running sequences a prefix of the
 ranks, so no kernel ever computes on padding. Initial states are zero.
 
@@ -28,18 +28,29 @@ needs only h), gru 3 [r | u | c] (c the candidate), lstm 5 [i | f | g | o | c]
 dxp is the gradient of the loss w.r.t. xp, so the caller finishes with
 dW_x = x^T dxp, db = sum(dxp), dx = dxp W_x^T (again large products).
 Gate order inside the G*H columns follows PyTorch where PyTorch has the cell:
-LSTM (i, f, g, o); GRU (r, u, candidate) with the seed's formula (candidate
-uses the gated state: tanh(W_h[r*h, x] + b)); RNN: one block.
+LSTM (i, f, g, o); GRU (r, u, candidate) in the variant whose candidate
+uses the reset-gated state (PyTorch's applies r after the product): tanh(W_h[r*h, x] + b)); RNN: one block.
 float32 for training and inference, float64 for gradient checks: every kernel
 is compiled for both (the dtype follows the arrays).
 """
 import importlib.util
 import sys
 
+# THE registry of recurrent cells: name -> gates G (the module seqtool.kernels.<name> implements it).
+# The layers, the numpy inference path, the task options and the CLI's choices all read it.
+CELL_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def check_cell(cell: str) -> str:
+    """``cell`` if it is a registered cell; otherwise a ValueError naming the known ones."""
+    if cell not in CELL_GATES:
+        raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELL_GATES)}")
+    return cell
+
 
 def lazy(name: str):
     """The module ``name``, imported on first attribute access (importing numba costs ~0.4 s, and
-    a small ``tag`` never needs it: see kernels/reference.py)."""
+    a small ``tag`` never needs it: see kernels/numpy_path.py)."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)

@@ -16,7 +16,7 @@ beta; together they give the marginals that are the gradient of log Z:
     p(y_t = i)   = exp(alpha[t, i] + beta[t, i] - log Z)
     p(y_t-1 = i, y_t = j) = exp(alpha[t-1, i] + trans[i, j] + e[t, j] + beta[t, j] - log Z)
 
-Layout (seqtool/packing.py): the sequence of rank r has its step t in row
+Layout (seqtool/data/packing.py): the sequence of rank r has its step t in row
 offsets[t] + r, and its length is lengths[r] (``lengths`` here is the sorted
 ``Packing.lengths[order]``). Every kernel runs ``prange`` over ranks: iteration
 r owns the rows of sequence r and entry r of every per-sequence output, so no

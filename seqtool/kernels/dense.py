@@ -1,6 +1,6 @@
 """Row kernels around the recurrent core: embedding gather/scatter, pooling, the token cache's rows.
 
-All inputs are *packed* rows (see seqtool/packing.py): N real tokens, no
+All inputs are *packed* rows (see seqtool/data/packing.py): N real tokens, no
 padding. Sequence-level kernels take ``rows`` (B, T) from the Packing,
 rows[b, t] = packed row of (input sequence b, step t), -1 past its length, and
 ``lengths`` (B,). Outputs of pooling are in input order (B, d).
@@ -132,7 +132,7 @@ def last_pool_backward(dy, last, first, split, n_rows):
 @njit(nogil=True, cache=True)
 def gather_rows(out, table, extra, slots):
     # out (N, d): row n = table[slots[n]], or extra[slots[n] - len(table)] for slots past the table
-    # (seqtool/token_cache.py: rows of tokens that did not fit). Iteration n owns out[n].
+    # (seqtool/model/token_cache.py: rows of tokens that did not fit). Iteration n owns out[n].
     V = table.shape[0]
     for n in range(slots.shape[0]):
         k = slots[n]
@@ -146,7 +146,7 @@ def gather_rows(out, table, extra, slots):
 def project_rows(x, wt, b):
     # x (m, d), wt (S, G, >= d) = W^T per stream, b (S, G) -> out (S, m, G): out[s, i] = x[i] W[s] + b[s].
     # A row's value must not depend on which rows are computed with it (a BLAS product's rounding
-    # can: seqtool/token_cache.py needs one value per token). addmm_nt takes rows in pairs and an odd
+    # can: seqtool/model/token_cache.py needs one value per token). addmm_nt takes rows in pairs and an odd
     # last row by another loop, so the rows go in as an even count (the last one twice if need be):
     # every row then runs the same pair loop, whose sums for one row never involve the other.
     # wt may have more columns than x (zeros): a multiple of 8 keeps the pair loop free of its scalar tail.

@@ -17,6 +17,8 @@ import threading
 
 import numpy as np
 
+from seqtool.kernels import check_cell
+
 _state = threading.local()
 
 
@@ -55,6 +57,7 @@ def cell_forward(cell: str, xp: np.ndarray, w_h: np.ndarray, offsets: np.ndarray
     S, N, _ = xp.shape
     H = w_h.shape[1]
     h = np.zeros((S, N, H), dtype=xp.dtype)
+    check_cell(cell)
     c = np.zeros((S, N, H), dtype=xp.dtype) if cell == "lstm" else None
     for t in range(len(offsets) - 1):
         r0, r1 = int(offsets[t]), int(offsets[t + 1])
@@ -78,7 +81,7 @@ def cell_forward(cell: str, xp: np.ndarray, w_h: np.ndarray, offsets: np.ndarray
             g, o = np.tanh(a[..., 2 * H:3 * H]), _sigmoid(a[..., 3 * H:])
             c[:, r0:r1] = f * prev_c + i * g
             h[:, r0:r1] = o * np.tanh(c[:, r0:r1])
-        else:                                                          # gru, the seed's formula
+        elif cell == "gru":                                            # candidate reads r * h (kernels/__init__)
             a[..., :2 * H] += np.matmul(prev_h, w_h[:, :, :2 * H])
             r, u = _sigmoid(a[..., :H]), _sigmoid(a[..., H:2 * H])
             cand = np.tanh(a[..., 2 * H:] + np.matmul(r * prev_h, w_h[:, :, 2 * H:]))

@@ -1,6 +1,6 @@
 """A directory replaced atomically, and read back as one version.
 
-Model and checkpoint directories (seqtool/modelio.py) are written here.
+Model and checkpoint directories (model/modelio.py) are written here.
 ``replace_dir(path, files, kind)`` builds the whole new directory in a hidden
 sibling .NAME.tmp-PID-RANDOM, fsyncs every file and the directory, then swaps
 it in:

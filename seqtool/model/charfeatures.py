@@ -14,7 +14,7 @@ import numpy as np
 from seqtool.kernels import lazy
 from seqtool.kernels import numpy_path as ref
 from seqtool.data.chars import N_SHAPES
-from seqtool.model.layers import Embedding, Layer, _xavier
+from seqtool.model.layers import Embedding, Layer, xavier
 
 kc = lazy("seqtool.kernels.chars")
 
@@ -28,7 +28,7 @@ class CharCNN(Layer):
             raise ValueError(f"the character window must be odd, got {window}")
         rng = rng or np.random.default_rng(0)
         self.add_param("E", rng.normal(0.0, dim ** -0.5, size=(n_chars, dim)).astype(dtype))
-        self.add_param("W", _xavier(rng, window * dim, filters, (window, dim, filters), dtype))
+        self.add_param("W", xavier(rng, window * dim, filters, (window, dim, filters), dtype))
         self.add_param("b", np.zeros(filters, dtype=dtype))
         self.name = f"CharCNN_{filters}"
 

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from seqtool.model import optim
-from seqtool.data.dataset import Batch
+from seqtool.data.dataset import Batch, TaskData
 from seqtool.model.layers import Layer
 from seqtool.model.tasks import train_step
 
@@ -40,8 +40,62 @@ class FitResult:
     best_epoch: int
     best_score: float
     best_weights: dict
-    stopped: str              # "epochs", "patience", "max_time", "interrupted"
+    stopped: str              # "epochs", "patience", "max_time"
     seconds: float
+
+
+@dataclass
+class Job:
+    """What ``fit`` trains and how: the model and its data, the options (TRAIN_DEFAULTS' keys, plus
+    ``margin`` for Siamese models), and what to call on the way."""
+
+    task: str
+    model: Layer
+    data: TaskData                       # batch_order() gives an epoch's batches, batch() builds one
+    cfg: dict
+    dev: Callable[[Layer], tuple] | None = None          # model -> (score to maximise, metrics)
+    after_epoch: Callable[["TrainingState"], None] | None = None   # the checkpoint hook
+    progress: Callable | None = None     # progress(EpochRecord | None, step info | None)
+
+
+@dataclass
+class TrainingState:
+    """Everything a resumed run needs, saved and restored whole: the epochs done, the best so far, the
+    history, the optimiser's moments and the random generator (the weights are the model's own)."""
+
+    optimizer: object
+    rng: np.random.Generator
+    epoch: int = 0                       # epochs finished
+    best_epoch: int = -1
+    best_score: float = -np.inf
+    best_weights: dict | None = None
+    history: list = field(default_factory=list)
+
+    @classmethod
+    def start(cls, model: Layer, cfg: dict) -> "TrainingState":
+        return cls(make_optimizer(model, cfg), np.random.default_rng(cfg["seed"]), best_weights=snapshot(model))
+
+    def to_checkpoint(self, model: Layer) -> dict:
+        """A JSON-and-arrays dict for modelio.save_checkpoint (the model's weights as they are now)."""
+        return {"epoch": self.epoch, "weights": model.named_params(), "best_epoch": self.best_epoch,
+                "best_score": float(self.best_score) if np.isfinite(self.best_score) else None,  # no -Infinity
+                "best_weights": self.best_weights, "opt": {"kind": type(self.optimizer).__name__,
+                                                           **self.optimizer.state_arrays()},
+                "rng": self.rng.bit_generator.state, "history": [vars(r) for r in self.history]}
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict, model: Layer, cfg: dict) -> "TrainingState":
+        """The state of ``saved`` (load_checkpoint's dict), its weights put into ``model``."""
+        restore(model, saved["weights"])
+        state = cls.start(model, cfg)
+        state.optimizer.load_state_arrays(saved["opt"])
+        state.rng.bit_generator.state = saved["rng"]
+        score = saved["best_score"]
+        state.epoch, state.best_epoch = int(saved["epoch"]), int(saved["best_epoch"])
+        state.best_score = -np.inf if score is None else float(score)
+        state.best_weights = saved["best_weights"]
+        state.history = [EpochRecord(**r) for r in saved.get("history", [])]
+        return state
 
 
 def make_optimizer(model: Layer, cfg: dict):
@@ -92,76 +146,86 @@ def deferred_interrupt():
         signal.signal(signal.SIGINT, old)
 
 
-def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Generator], list],
-        make: Callable[[np.ndarray, np.random.Generator], Batch], evaluate_dev: Callable[[Layer], tuple] | None,
-        cfg: dict, progress=None, on_epoch_end: Callable | None = None, start_epoch: int = 0,
-        opt=None, rng: np.random.Generator | None = None, best: tuple | None = None) -> FitResult:
-    """Train ``model`` in place and return its history and best weights.
-
-    batches_for_epoch(epoch, rng) -> list of index arrays; make(indices, rng) -> Batch.
-    evaluate_dev(model) -> (score, metrics dict); higher score is better.
-    progress(record | None, step info) reports to the user (tqdm in the CLI).
-    on_epoch_end(epoch, model, opt, rng, best) is the checkpoint hook.
-    """
-    rng = rng if rng is not None else np.random.default_rng(cfg["seed"])
-    opt = opt if opt is not None else make_optimizer(model, cfg)
-    history: list[EpochRecord] = []
-    best_epoch, best_score, best_weights = best if best is not None else (-1, -np.inf, snapshot(model))
+def fit(job: Job, state: TrainingState | None = None) -> FitResult:
+    """Train ``job.model`` in place from ``state`` (a fresh one when None) and return its history and best
+    weights. ``state`` is updated after every epoch, so a caller holding it can checkpoint an interrupted
+    run (KeyboardInterrupt, raised between steps, propagates)."""
+    cfg, model = job.cfg, job.model
+    state = state if state is not None else TrainingState.start(model, cfg)
     t_start = time.perf_counter()
     stopped, bad_epochs = "epochs", 0
-    base_lr = cfg["lr"]
     with deferred_interrupt() as check_interrupt:
-        for epoch in range(start_epoch, cfg["epochs"]):
-            opt.lr = base_lr / (1.0 + cfg["lr_decay"] * epoch)
-            t0 = time.perf_counter()
-            losses, norms, n_tok, skipped = [], [], 0, 0
-            index_batches = batches_for_epoch(epoch, rng)
-            for k, idx in enumerate(index_batches):
-                batch = make(idx, rng)
-                model.zero_grads()
-                losses.append(train_step(task, model, batch, rng, cfg.get("margin", 0.25)))
-                grads, rows = model.grad_list(), model.grad_rows()
-                if cfg["clip_value"]:
-                    optim.clip_by_value(grads, cfg["clip_value"], rows)
-                norm = optim.clip_by_global_norm(grads, cfg["clip_norm"], rows) if cfg["clip_norm"] \
-                    else optim.global_norm(grads, rows)
-                norms.append(norm)
-                if np.isfinite(norm):        # a NaN/inf gradient would poison every weight: skip the step
-                    opt.step(grads, rows)
-                else:
-                    skipped += 1
-                n_tok += batch.n_tokens
-                check_interrupt()
-                if progress is not None:
-                    progress(None, dict(epoch=epoch, step=k + 1, steps=len(index_batches), loss=losses[-1],
-                                        grad_norm=norm))
-                if cfg["max_time"] and time.perf_counter() - t_start > cfg["max_time"]:
-                    stopped = "max_time"
-                    break
-            secs = time.perf_counter() - t0
-            rec = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"),
-                              n_tok / max(secs, 1e-9), float(np.mean(norms)) if norms else 0.0,
-                              float(np.max(norms)) if norms else 0.0, secs)
-            rec.skipped_steps = skipped
+        for epoch in range(state.epoch, cfg["epochs"]):
+            state.optimizer.lr = cfg["lr"] / (1.0 + cfg["lr_decay"] * epoch)
+            rec, out_of_time = _run_epoch(job, state, epoch, t_start, check_interrupt)
             score = -rec.loss
-            if evaluate_dev is not None:
-                score, rec.dev = evaluate_dev(model)
-            history.append(rec)
-            if score > best_score:
-                best_epoch, best_score, best_weights, bad_epochs = epoch + 1, score, snapshot(model), 0
+            if job.dev is not None:
+                score, rec.dev = job.dev(model)
+            state.history.append(rec)
+            state.epoch = epoch + 1
+            if score > state.best_score:
+                state.best_epoch, state.best_score, state.best_weights = epoch + 1, score, snapshot(model)
+                bad_epochs = 0
             else:
                 bad_epochs += 1
-            if progress is not None:
-                progress(rec, None)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, model, opt, rng, (best_epoch, best_score, best_weights), history)
-            if stopped == "max_time":
+            if job.progress is not None:
+                job.progress(rec, None)
+            if job.after_epoch is not None:
+                job.after_epoch(state)
+            if out_of_time:
+                stopped = "max_time"
                 break
             if cfg["patience"] and bad_epochs >= cfg["patience"]:
                 stopped = "patience"
                 break
-    return FitResult(history, best_epoch, float(best_score), best_weights, stopped,
-                     time.perf_counter() - t_start)
+    return FitResult(list(state.history), state.best_epoch, float(state.best_score), state.best_weights,
+                     stopped, time.perf_counter() - t_start)
+
+
+def _run_epoch(job: Job, state: TrainingState, epoch: int, t_start: float, check_interrupt):
+    """One epoch's steps: (its EpochRecord without dev metrics, whether --max-time ran out in it)."""
+    cfg, model, opt, rng = job.cfg, job.model, state.optimizer, state.rng
+    t0 = time.perf_counter()
+    losses, norms, n_tok, skipped = [], [], 0, 0
+    index_batches = job.data.batch_order(cfg["batch_size"], rng)
+    out_of_time = False
+    for k, idx in enumerate(index_batches):
+        batch = _training_batch(job.data, idx, cfg["word_dropout"], rng)
+        model.zero_grads()
+        losses.append(train_step(job.task, model, batch, rng, cfg.get("margin", 0.25)))
+        grads, rows = model.grad_list(), model.grad_rows()
+        if cfg["clip_value"]:
+            optim.clip_by_value(grads, cfg["clip_value"], rows)
+        norm = optim.clip_by_global_norm(grads, cfg["clip_norm"], rows) if cfg["clip_norm"] \
+            else optim.global_norm(grads, rows)
+        norms.append(norm)
+        if np.isfinite(norm):        # a NaN/inf gradient would poison every weight: skip the step
+            opt.step(grads, rows)
+        else:
+            skipped += 1
+        n_tok += batch.n_tokens
+        check_interrupt()
+        if job.progress is not None:
+            job.progress(None, dict(epoch=epoch, step=k + 1, steps=len(index_batches), loss=losses[-1],
+                                    grad_norm=norm))
+        if cfg["max_time"] and time.perf_counter() - t_start > cfg["max_time"]:
+            out_of_time = True
+            break
+    secs = time.perf_counter() - t0
+    rec = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"), n_tok / max(secs, 1e-9),
+                      float(np.mean(norms)) if norms else 0.0, float(np.max(norms)) if norms else 0.0, secs)
+    rec.skipped_steps = skipped
+    return rec, out_of_time
+
+
+def _training_batch(data: TaskData, idx: np.ndarray, rate: float, rng: np.random.Generator) -> Batch:
+    """The batch of rows ``idx``, with word dropout applied to its word ids."""
+    batch = data.batch(idx)
+    if rate > 0:
+        batch.ids = word_dropout(batch.ids, rate, rng)
+        if batch.ids2 is not None:
+            batch.ids2 = word_dropout(batch.ids2, rate, rng)
+    return batch
 
 
 def word_dropout(ids: np.ndarray, rate: float, rng: np.random.Generator, unk_id: int = 1) -> np.ndarray:

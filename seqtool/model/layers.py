@@ -10,7 +10,7 @@
 A layer holds float arrays ``params`` (name -> array) and matching ``grads``;
 backward adds into grads (+=) and returns dx, so a layer used twice (the
 Siamese encoder) sums both uses. Sequence layers work on packed rows (N, d)
-(seqtool/packing.py); ``Pool`` turns them into one row per sequence, in input
+(seqtool/data/packing.py); ``Pool`` turns them into one row per sequence, in input
 order. Parameters are float32 by default; ``astype(np.float64)`` converts a
 model for gradient checks (build the optimiser after converting).
 """
@@ -113,7 +113,7 @@ class Layer:
         return self
 
 
-def _xavier(rng, fan_in: int, fan_out: int, shape, dtype):
+def xavier(rng, fan_in: int, fan_out: int, shape, dtype):
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
@@ -196,7 +196,7 @@ class Dense(Layer):
     def __init__(self, d_in: int, d_out: int, dtype=np.float32, rng: np.random.Generator | None = None):
         super().__init__()
         rng = rng or np.random.default_rng(0)
-        self.add_param("W", _xavier(rng, d_in, d_out, (d_in, d_out), dtype))
+        self.add_param("W", xavier(rng, d_in, d_out, (d_in, d_out), dtype))
         self.add_param("b", np.zeros(d_out, dtype=dtype))
         self.name = f"Dense_{d_out}"
 

@@ -166,6 +166,12 @@ def clip_by_value(grads, value: float, rows=None) -> None:
 
 # ---------------------------------------------------------------- optimisers
 
+def _copy_into(targets: list, saved: list) -> None:
+    if len(targets) != len(saved) or any(t.shape != np.shape(s) for t, s in zip(targets, saved)):
+        raise ValueError("the saved optimiser state does not fit this model's parameters")
+    for t, s in zip(targets, saved):
+        t[...] = s
+
 class SGD:
     """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay (torch.optim.SGD)."""
 
@@ -185,6 +191,15 @@ class SGD:
                 _sgd_dense(_flat(p), _flat(g), _flat(b), c, self.nesterov)
             else:
                 _sgd_rows(p, g, b, r, c, self.nesterov)
+
+    def state_arrays(self) -> dict:
+        """Momentum buffers (none without momentum), for checkpoints."""
+        return {"buf": list(self.buf) if self.momentum else []}
+
+    def load_state_arrays(self, saved: dict) -> None:
+        """Continue from ``state_arrays()`` of an optimiser over parameters of the same shapes."""
+        if self.momentum:
+            _copy_into(self.buf, saved["buf"])
 
 
 class Adam:
@@ -213,6 +228,12 @@ class Adam:
             else:
                 _adam_rows(p, g, m, v, r, c)
 
-    def state(self) -> dict:
+    def state_arrays(self) -> dict:
         """Moments and step counts, for checkpoints."""
-        return {"m": self.m, "v": self.v, "t": list(self.t)}
+        return {"m": list(self.m), "v": list(self.v), "t": list(self.t)}
+
+    def load_state_arrays(self, saved: dict) -> None:
+        """Continue from ``state_arrays()`` of an optimiser over parameters of the same shapes."""
+        _copy_into(self.m, saved["m"])
+        _copy_into(self.v, saved["v"])
+        self.t = [int(t) for t in saved["t"]]

@@ -6,16 +6,16 @@
 The layer does the large input products (numpy matmul, both directions side
 by side) and hands the recurrence to the cell kernels (seqtool/kernels/<cell>.py,
 contract in seqtool/kernels/__init__.py). ``from_projection`` runs the
-recurrence from a ready input product (seqtool/token_cache.py, inference).
+recurrence from a ready input product (seqtool/model/token_cache.py, inference).
 """
 import importlib
 
 import numpy as np
 
+from seqtool.kernels import CELL_GATES, check_cell
 from seqtool.kernels import numpy_path as ref
-from seqtool.model.layers import Context, Dropout, Layer, Serial, _xavier
+from seqtool.model.layers import Context, Dropout, Layer, Serial, xavier
 
-CELLS = {"rnn": 1, "gru": 3, "lstm": 4}   # cell -> gates G
 
 
 class Recurrent(Layer):
@@ -31,14 +31,13 @@ class Recurrent(Layer):
     def __init__(self, cell: str, d_in: int, hidden: int, bidirectional: bool = False,
                  activation: str = "tanh", dtype=np.float32, rng: np.random.Generator | None = None):
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}; expected one of {sorted(CELLS)}")
+        check_cell(cell)
         if activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', not {activation!r}")
         rng = rng or np.random.default_rng(0)
-        G, H, S = CELLS[cell], hidden, 2 if bidirectional else 1
+        G, H, S = CELL_GATES[cell], hidden, 2 if bidirectional else 1
         self.cell, self.S, self.H, self.activation = cell, S, H, activation
-        self.add_param("w_x", _xavier(rng, d_in, H, (S, d_in, G * H), dtype))
+        self.add_param("w_x", xavier(rng, d_in, H, (S, d_in, G * H), dtype))
         if cell == "rnn" and activation == "relu":
             w_h = np.broadcast_to(np.eye(H), (S, H, H))             # IRNN
         else:
@@ -95,7 +94,7 @@ class Recurrent(Layer):
 
 
     def from_projection(self, xp: np.ndarray, ctx: Context) -> np.ndarray:
-        """Inference from a ready input product xp (S, N, G*H), bias included (folding.py): y (N, S*H)."""
+        """Inference from a ready input product xp (S, N, G*H), bias included (a token cache's rows, model/token_cache.py): y (N, S*H)."""
         forward_kernel, _ = _cell_kernels(self.cell)
         h, _ = forward_kernel(xp, self.params["w_h"], ctx.packing.offsets, *self._options)
         return self._join(h, ctx)

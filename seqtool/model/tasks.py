@@ -4,7 +4,7 @@
                 (char: WordFeatures = [Embedding | CharCNN | shape] in place of the Embedding;
                 crf: a CRF after the Dense -> Viterbi paths, marginals, the CRF's NLL in training)
     classifier  Embedding > Dropout > [RNN stack] > Pool > Dropout > Dense -> softmax per sequence
-                (cell "none": the seed's Embedding > Mean > Dense)
+                (cell "none": Embedding > Mean > Dense)
     siamese     Embedding > Dropout > RNN stack > Pool(mean) > L2Normalize, one encoder for both sides
 
 A model's architecture is fully described by its config dict (saved as
@@ -16,7 +16,7 @@ from seqtool.model.charfeatures import WordFeatures
 from seqtool.model.crf import CRF, bio_allowed, find_crf
 from seqtool.data.dataset import Batch
 from seqtool.errors import UsageError
-from seqtool.kernels import lazy
+from seqtool.kernels import CELL_GATES, lazy
 from seqtool.kernels import numpy_path as ref
 from seqtool.model.layers import (
     Context,
@@ -33,7 +33,7 @@ from seqtool.model.recurrent import Stack
 kl = lazy("seqtool.kernels.loss")
 
 TASKS = ("tagger", "classifier", "siamese")
-CELLS = ("rnn", "gru", "lstm", "none")
+CELLS = (*CELL_GATES, "none")          # "none": no recurrent layer (a mean of word vectors)
 
 # Word-input options of every task, and the tagger's output/character options. The tagger's defaults
 # are the best setting of the CoNLL-2003 dev search (issue 7: CRF + char CNN + shape features). A saved
@@ -134,7 +134,7 @@ def word_embedding(model: Layer) -> Embedding:
 
 def model_input(model: Layer, batch: Batch):
     """What the model reads from a batch: the word ids, or (ids, chars) when it has character features."""
-    if getattr(model.layers[0], "reads_chars", False):   # WordFeatures, or folded ones (folding.py)
+    if getattr(model.layers[0], "reads_chars", False):   # WordFeatures
         if batch.chars is None:
             raise UsageError("this model reads characters, but the batch has no character column")
         return batch.ids, batch.chars

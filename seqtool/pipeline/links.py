@@ -15,7 +15,18 @@ import os
 from difflib import get_close_matches
 
 from seqtool.errors import UsageError
-from seqtool.pipeline.spec import MAKERS, READS, Pipeline, Ref, Step
+from seqtool.pipeline.spec import MAKERS, READS, Pipeline, Ref, Step, parse_pipeline
+
+
+def read_pipeline(path: str, sets=(), select=None, environ=None) -> Pipeline:
+    """The checked pipeline at ``path``: its steps (spec.parse_pipeline) and their links.
+
+    ``select(names)``: the names of the steps this run runs (None: all), so that an
+    input another step makes only counts as present when that step runs first.
+    """
+    pipeline = parse_pipeline(path, sets, select, environ)
+    link(pipeline, path, pipeline.selected)
+    return pipeline
 
 
 def link(pipeline: Pipeline, path: str, selected=None) -> None:

@@ -1,11 +1,5 @@
 """``seqtool run``: a YAML pipeline of seqtool stages, run in one process, safe to run from cron.
 
-    vars, ${vars.x} ${env.X:-default}    pipeline_yaml.py    (safe YAML with line numbers)
-    checking every key before running    pipeline_spec.py, pipeline_links.py
-    running a step, promote               pipeline_steps.py
-    state, lock, run log                  pipeline_state.py
-    the run itself                        here
-
 A run: read and check the whole file (exit 2 on the first problem, nothing
 run); take the pipeline's lock (exit 3 if another run holds it, or wait with
 ``--wait``); then each selected step in order is skipped when unchanged since
@@ -24,7 +18,8 @@ from contextlib import contextmanager
 import click
 
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_USAGE, LockedError, SeqtoolError, UsageError
-from seqtool.pipeline.spec import Pipeline, read_pipeline
+from seqtool.pipeline.links import read_pipeline
+from seqtool.pipeline.spec import Pipeline
 from seqtool.pipeline.state import RunLog, State, locked, step_key
 from seqtool.pipeline.steps import command_line, execute
 from seqtool.stages.base import Report

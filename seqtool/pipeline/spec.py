@@ -1,6 +1,6 @@
 """A pipeline file checked from end to end before anything runs.
 
-``read_pipeline(path, sets)`` loads the YAML (pipeline_yaml), expands
+``parse_pipeline(path, sets)`` loads the YAML (yamlfile.py), expands
 ``${...}``, and checks every step against the CLI's own options (the click
 parameters of ``seqtool STAGE``: names, types, ranges, choices), so a YAML
 step and a command line accept the same things. The first problem found is
@@ -82,6 +82,8 @@ class Pipeline:
 @functools.cache
 def stage_params(stage: str) -> dict:
     """Option name -> click parameter of ``seqtool STAGE`` (the long name, ``-`` as ``_``)."""
+    # The one import that points up, on purpose: a step's keys are the command's own options, so the
+    # pipeline validates against the CLI's click parameters instead of keeping a second table.
     from seqtool.cli import cli
 
     params = {}
@@ -104,8 +106,8 @@ def parse_sets(sets) -> dict:
     return out
 
 
-def read_pipeline(path: str, sets=(), select=None, environ=None) -> Pipeline:
-    """The checked pipeline at ``path``.
+def parse_pipeline(path: str, sets=(), select=None, environ=None) -> Pipeline:
+    """The pipeline at ``path``, each step checked on its own (``links.read_pipeline`` then links them).
 
     ``select(names)``: the names of the steps this run runs (None: all), so that an
     input another step makes only counts as present when that step runs first.
@@ -183,9 +185,6 @@ class _Builder:
         steps = [self._step(name, body, steps_doc.line_of(name)) for name, body in steps_doc.items()]
         pipeline = Pipeline(self.path, self.stem, self.root, self.state_dir, self.log, steps)
         pipeline.selected = select([s.name for s in steps]) if select else None
-        from seqtool.pipeline.links import link
-
-        link(pipeline, self.path, pipeline.selected)
         return pipeline
 
     def _step(self, name: str, body, line: int) -> Step:

@@ -14,35 +14,20 @@ group mode   records with ``text``: every record is encoded (one float32
              and ``score`` (its best similarity inside the group).
              ``--top-k K`` instead lists each record's K nearest neighbours.
 """
-import itertools
 import sys
 import tempfile
 from typing import BinaryIO
 
 import numpy as np
 
-from seqtool.data.dataset import Ragged, make_batch
-from seqtool.errors import DataError, UsageError
-from seqtool.data.dataset import TaskData
-from seqtool.model.inference import pair_similarities
 from seqtool.data.jsonl import STDIN, dumps, parse_record, write_records
 from seqtool.data.readers import Source
+from seqtool.errors import DataError, UsageError
 from seqtool.model.siamese import UnionFind
-from seqtool.stages.base import Report
-from seqtool.stages.tag import LoadedModel
-from seqtool.model.tasks import encode
+from seqtool.predict import LoadedModel, encode_pair, encode_text, encode_texts, load_siamese, pair_chunks
+from seqtool.stages.base import Report, source_warnings
 
 BLOCK = 2048
-
-
-def _load(model: str, threshold: float | None) -> tuple[LoadedModel, float]:
-    loaded = LoadedModel(model)
-    if loaded.task != "siamese":
-        raise UsageError(f"{model} is a {loaded.task} model: dedupe needs a siamese one (train --task siamese)")
-    tau = threshold if threshold is not None else loaded.config.get("threshold")
-    if tau is None:
-        raise UsageError(f"{model} has no threshold (it was trained without --dev): give --threshold")
-    return loaded, float(tau)
 
 
 def run_dedupe(model: str, input: str = STDIN, out: BinaryIO | None = None, *, group: bool = False,
@@ -54,54 +39,30 @@ def run_dedupe(model: str, input: str = STDIN, out: BinaryIO | None = None, *, g
     configure(threads)
     if batch_size < 1 or (top_k is not None and top_k < 1):
         raise UsageError("--batch-size and --top-k must be at least 1")
-    loaded, tau = _load(model, threshold)
+    loaded, tau = load_siamese(model, threshold)
     out = out or sys.stdout.buffer
     src = Source(input, format, skip_invalid=skip_invalid)
     if group or top_k:
         return _group(loaded, tau, src, out, top_k, batch_size, progress)
-    return _pairs(loaded, tau, src, out, batch_size)
+    return write_pairs(loaded, tau, src, out, batch_size)
 
 
-def _pairs(loaded: LoadedModel, tau: float, src: Source, out: BinaryIO, batch_size: int,
-           require_gold: bool = False) -> Report:
-    """Write every pair with its similarity and decision; ``require_gold`` (eval) refuses a pair without
-    ``is_duplicate`` at its line."""
-    records = src.map(lambda r: _encode_pair(loaded, r, require_gold))
+def write_pairs(loaded: LoadedModel, tau: float, src: Source, out: BinaryIO, batch_size: int,
+                require_gold: bool = False) -> Report:
+    """Write every pair of ``src`` with its similarity and decision; ``require_gold`` (eval) refuses a pair
+    without ``is_duplicate`` at its line."""
     n = dup = 0
-    while True:
-        chunk = list(itertools.islice(records, batch_size))
-        if not chunk:
-            break
-        data = TaskData("siamese", Ragged(r.pop("q1_ids") for r in chunk).finish(), None, None,
-                        Ragged(r.pop("q2_ids") for r in chunk).finish())
-        for rec, s in zip(chunk, pair_similarities(loaded.model, data, batch_size)):
-            rec["similarity"] = round(float(s), 6)
-            rec["is_duplicate"] = bool(s >= tau)
-            dup += rec["is_duplicate"]
+    for chunk in pair_chunks(loaded, tau, src.map(lambda r: encode_pair(loaded, r, require_gold)), batch_size):
+        dup += sum(rec["is_duplicate"] for rec in chunk)
         n += write_records(chunk, out)
-    return Report(f"{n} pairs, {dup} duplicates at threshold {tau:.4f}", [w for w in [src.reject.warning()] if w])
-
-
-def _encode_pair(loaded: LoadedModel, record: dict, require_gold: bool = False) -> dict:
-    if "q1" not in record and "q1_tokens" not in record:
-        raise DataError('a pair needs "q1" and "q2" (use --group for single texts)')
-    rec = loaded.encode(record)
-    gold = rec.pop("is_duplicate", None)
-    if gold is None and require_gold:
-        raise DataError('pair has no gold "is_duplicate" to score against')
-    if gold is not None:
-        rec["gold_is_duplicate"] = gold
-    for key in ("q1_tokens", "q2_tokens"):
-        if key not in record:
-            rec.pop(key, None)
-    return rec
+    return Report(f"{n} pairs, {dup} duplicates at threshold {tau:.4f}", source_warnings(src))
 
 
 # ---------------------------------------------------------------- group mode
 
 def _group(loaded, tau, src, out, top_k, batch_size, progress) -> Report:
     with tempfile.TemporaryFile() as spill:
-        vectors, ids = _encode_all(loaded, src, spill, batch_size)
+        vectors, ids = encode_source(loaded, src, spill, batch_size)
         n = len(vectors)
         if n == 0:
             raise DataError("no records", src.name)
@@ -127,31 +88,17 @@ def _group(loaded, tau, src, out, top_k, batch_size, progress) -> Report:
     if top_k:
         return Report(f"{written} records, {top_k} nearest neighbours each")
     n_groups = len(set(groups.tolist()))
-    return Report(f"{written} records in {n_groups} groups at threshold {tau:.4f}",
-                  [w for w in [src.reject.warning()] if w])
+    return Report(f"{written} records in {n_groups} groups at threshold {tau:.4f}", source_warnings(src))
 
 
-def _encode_all(loaded, src: Source, spill, batch_size: int):
-    """(N, d) unit vectors of every record's text, in order; the records go to ``spill``."""
-    records = src.map(lambda r: (r, _encode_text(loaded, r)))
-    vectors, ids = [], []
-    while True:
-        chunk = list(itertools.islice(records, batch_size))
-        if not chunk:
-            break
-        b = make_batch(np.arange(len(chunk)), Ragged(enc["ids"] for _, enc in chunk).finish())
-        vectors.append(encode(loaded.model, b.ids, b.packing).astype(np.float32))
-        for raw, _ in chunk:
-            ids.append(raw.get("id", len(ids)))
-            spill.write((dumps(raw) + "\n").encode())   # the record as it came in
-    return (np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32)), ids
+def encode_source(loaded: LoadedModel, src: Source, spill=None, batch_size: int = 256):
+    """(N, d) unit vectors of every record's text in ``src``, in order, and the records' ids; the records
+    as they came in go to ``spill`` when given (group mode reads them back to annotate them)."""
+    def keep(raw: dict) -> None:
+        spill.write((dumps(raw) + "\n").encode())
 
-
-def _encode_text(loaded: LoadedModel, record: dict) -> dict:
-    enc = loaded.encode(record)
-    if "ids" not in enc:
-        raise DataError('group mode reads one text per record ("text" or "tokens")')
-    return enc
+    return encode_texts(loaded, src.map(lambda r: (r, encode_text(loaded, r))), batch_size,
+                        keep if spill is not None else None)
 
 
 def find_groups(v: np.ndarray, tau: float, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:

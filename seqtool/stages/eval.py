@@ -24,23 +24,23 @@ def run_eval(input: str = STDIN, *, model: str | None = None, pred: bool = False
     if pred:
         task, records = None, iter(src)                         # (line, record)
     else:
+        from seqtool.predict import LoadedModel, predicted
         from seqtool.runtime import configure
-        from seqtool.stages.tag import LoadedModel
 
         configure(threads)
         loaded = LoadedModel(model)
         task = loaded.task
         if task == "siamese":
             return _eval_pairs(model, src, threshold, batch_size)
-        records = _predicted(loaded, src.map_numbered(loaded.encode), batch_size)
+        records = predicted(loaded, src.map_numbered(loaded.encode), batch_size)
     scorer, n = None, 0
     for n, (lineno, rec) in enumerate(records, 1):
         if scorer is None:
-            task = task or _guess_task(rec, src.name, lineno)
+            task = task or guess_task(rec, src.name, lineno)
             if task == "siamese":
                 return _score_pairs(itertools.chain([(lineno, rec)], records), src, threshold)
             scorer = EntityScorer() if task == "tagger" else ClassifierScorer()
-        _add(scorer, task, rec, src.name, lineno)
+        add_record(scorer, task, rec, src.name, lineno)
     if scorer is None:
         raise DataError("no records", src.name)
     result = scorer.result()
@@ -49,15 +49,7 @@ def run_eval(input: str = STDIN, *, model: str | None = None, pred: bool = False
                                                            [w for w in [src.reject.warning()] if w])
 
 
-def _predicted(loaded, numbered, batch_size: int):
-    """(line, record with the model's predictions) for every (line, encoded record), a chunk at a time."""
-    from seqtool.stages.tag import _predict_chunk
-
-    for chunk in iter(lambda: list(itertools.islice(numbered, batch_size)), []):
-        yield from zip((line for line, _ in chunk), _predict_chunk(loaded, [rec for _, rec in chunk]))
-
-
-def _guess_task(rec: dict, name: str, n: int) -> str:
+def guess_task(rec: dict, name: str, n: int) -> str:
     if "gold_tags" in rec and "tags" in rec:
         return "tagger"
     if "gold_label" in rec and "label" in rec:
@@ -73,12 +65,13 @@ def _eval_pairs(model: str, src: Source, threshold: float | None, batch_size: in
     """Siamese model on labelled pairs: dedupe them in memory-flat chunks, then score at tau."""
     import tempfile
 
-    from seqtool.stages.dedupe import _load, _pairs
     from seqtool.data.jsonl import parse_record
+    from seqtool.predict import load_siamese
+    from seqtool.stages.dedupe import write_pairs
 
-    loaded, tau = _load(model, threshold)
+    loaded, tau = load_siamese(model, threshold)
     with tempfile.TemporaryFile() as buf:     # the pairs with their similarity, off the heap
-        _pairs(loaded, tau, src, buf, batch_size, require_gold=True)    # a pair without gold: its line
+        write_pairs(loaded, tau, src, buf, batch_size, require_gold=True)    # a pair without gold: its line
         buf.seek(0)
         return _score_pairs(enumerate(map(parse_record, buf), 1), src, tau)
 
@@ -98,7 +91,7 @@ def _score_pairs(records, src: Source, threshold: float | None) -> tuple[dict, R
     return {"task": "siamese", "records": len(sims), **result}, Report(format_pair_report(result).rstrip("\n"))
 
 
-def _add(scorer, task: str, rec: dict, name: str, n: int) -> None:
+def add_record(scorer, task: str, rec: dict, name: str, n: int) -> None:
     if task == "tagger":
         gold = rec.get("gold_tags")
         if gold is None:

@@ -19,7 +19,7 @@ from seqtool.model import modelio
 from seqtool.errors import DataError, SeqtoolError, UsageError, EXIT_INTERRUPTED
 from seqtool.data.dataset import TaskData, collect
 from seqtool.model.inference import dev_score
-from seqtool.model.fit import TRAIN_DEFAULTS, fit, make_optimizer, restore, word_dropout
+from seqtool.model.fit import TRAIN_DEFAULTS, Job, TrainingState, fit, restore
 from seqtool.data.jsonl import STDIN, open_input
 from seqtool.data.readers import Source
 from seqtool.model.siamese import training_pairs
@@ -152,11 +152,7 @@ def run_train(train: str = STDIN, *, output: str, task: str = "tagger", dev: str
     cfg = resolve_options(task, options)
     data, vocabulary, fingerprint = read_training_data(train, format, vocab, cfg, skip_invalid)
     if task == "siamese":
-        n_dup = int(np.sum(data.labels == 1))
-        if n_dup < 2:
-            raise DataError(f"a siamese model needs duplicate pairs (is_duplicate 1) to train on; found {n_dup}",
-                            train)
-        data = training_pairs(data, hard_negatives=cfg["hard_negatives"])
+        data = _siamese_rows(data, cfg, train)
     dev_data = read_dev(dev, format, vocabulary, task, cfg) if dev else None
     n_out = _output_size(task, vocabulary)
     if cfg["embeddings"]:
@@ -166,52 +162,24 @@ def run_train(train: str = STDIN, *, output: str, task: str = "tagger", dev: str
     if cfg["embeddings"] and not resume:
         print(f"seqtool train: {_pretrained(model, cfg, vocabulary)}", file=sys.stderr)
     ckpt_path = output.rstrip("/") + ".ckpt"
-    state = _load_resume(ckpt_path, model) if resume else None
-    opt = make_optimizer(model, cfg)
-    rng = np.random.default_rng(cfg["seed"])
-    start_epoch, best = 0, None
-    if state is not None:
-        start_epoch, best = _apply_resume(state, opt, rng)
-
-    def batches_for_epoch(epoch, rng):
-        return data.batch_order(cfg["batch_size"], rng)
-
-    def make(idx, rng):
-        batch = data.batch(idx)
-        if cfg["word_dropout"] > 0:
-            batch.ids = word_dropout(batch.ids, cfg["word_dropout"], rng)
-            if batch.ids2 is not None:
-                batch.ids2 = word_dropout(batch.ids2, cfg["word_dropout"], rng)
-        return batch
-
-    evaluate_dev = (lambda m: dev_score(m, dev_data, vocabulary, cfg)) if dev_data is not None else None
+    state = _load_resume(ckpt_path, model, cfg) if resume else TrainingState.start(model, cfg)
     reporter = _Progress(progress, cfg["epochs"])
-
-    last = {"epoch": start_epoch, "best": best, "history": []}
-
-    def checkpoint(epoch, model, opt, rng, best, history):
-        last.update(epoch=epoch, best=best, history=history)
-        modelio.save_checkpoint(ckpt_path, _resume_state(epoch, model, opt, rng, best, history))
-
+    job = Job(task, model, data, cfg, progress=reporter,
+              dev=(lambda m: dev_score(m, dev_data, vocabulary, cfg)) if dev_data is not None else None,
+              after_epoch=lambda st: modelio.save_checkpoint(ckpt_path, st.to_checkpoint(model)))
     t0 = time.perf_counter()
     try:
-        result = fit(task, model, batches_for_epoch, make, evaluate_dev, cfg, reporter, checkpoint,
-                     start_epoch, opt, rng, best)
+        result = fit(job, state)
     except KeyboardInterrupt:
         # Keep the work done: the weights as they are now, counted as the last finished
         # epoch (a resumed run repeats the interrupted one). The model at --output is untouched.
         reporter.close()
-        best_now = last["best"] or (-1, float("-inf"), model.named_params())
-        modelio.save_checkpoint(ckpt_path, _resume_state(last["epoch"], model, opt, rng, best_now,
-                                                         last["history"]))
-        raise Interrupted(f"interrupted after {last['epoch']} epochs; checkpoint saved to {ckpt_path}: "
+        modelio.save_checkpoint(ckpt_path, state.to_checkpoint(model))
+        raise Interrupted(f"interrupted after {state.epoch} epochs; checkpoint saved to {ckpt_path}: "
                           f"continue with --resume") from None
     reporter.close()
     restore(model, result.best_weights)
-    metrics = {"best_epoch": result.best_epoch, "best_dev": result.history[result.best_epoch - 1].dev
-               if result.best_epoch >= 1 and result.best_epoch - 1 < len(result.history) else {},
-               "stopped": result.stopped, "seconds": round(time.perf_counter() - t0, 2),
-               "history": [vars(r) for r in result.history]}
+    metrics = _metrics(result, time.perf_counter() - t0)
     config = dict(cfg, n_vocab=len(vocabulary.words), n_out=n_out, n_chars=len(vocabulary.chars),
                   data_fingerprint=fingerprint, threads=threads)
     if task == "siamese":
@@ -224,6 +192,21 @@ def run_train(train: str = STDIN, *, output: str, task: str = "tagger", dev: str
                "train_tokens_per_s": round(float(np.mean([r.tokens_per_s for r in result.history])), 1)
                if result.history else None}
     return summary, Report(f"model saved to {output} (best epoch {result.best_epoch}, stopped: {result.stopped})")
+
+
+def _siamese_rows(data: TaskData, cfg: dict, train: str) -> TaskData:
+    """The rows a Siamese model trains on (model/siamese.training_pairs), once there are duplicates."""
+    n_dup = int(np.sum(data.labels == 1))
+    if n_dup < 2:
+        raise DataError(f"a siamese model needs duplicate pairs (is_duplicate 1) to train on; found {n_dup}", train)
+    return training_pairs(data, hard_negatives=cfg["hard_negatives"])
+
+
+def _metrics(result, seconds: float) -> dict:
+    """metrics.json: the best epoch and its dev metrics, why training stopped, and every epoch's record."""
+    best = result.history[result.best_epoch - 1].dev if 1 <= result.best_epoch <= len(result.history) else {}
+    return {"best_epoch": result.best_epoch, "best_dev": best, "stopped": result.stopped,
+            "seconds": round(seconds, 2), "history": [vars(r) for r in result.history]}
 
 
 def _output_size(task: str, vocab: Vocab) -> int:
@@ -240,43 +223,14 @@ def _output_size(task: str, vocab: Vocab) -> int:
 
 # ---------------------------------------------------------------- checkpoints
 
-def _resume_state(epoch, model, opt, rng, best, history) -> dict:
-    best_epoch, best_score, best_weights = best
-    return {"epoch": epoch, "weights": model.named_params(), "best_epoch": best_epoch,
-            "best_score": float(best_score) if np.isfinite(best_score) else None,   # strict JSON: no -Infinity
-            "best_weights": best_weights,
-            "opt": {"kind": type(opt).__name__, **_opt_state(opt)},
-            "rng": rng.bit_generator.state, "history": [vars(r) for r in history]}
-
-
-def _opt_state(opt) -> dict:
-    if hasattr(opt, "m"):
-        return {"m": list(opt.m), "v": list(opt.v), "t": list(opt.t)}
-    return {"buf": list(opt.buf) if opt.buf is not opt.params else []}
-
-
-def _load_resume(path: str, model):
+def _load_resume(path: str, model, cfg: dict) -> TrainingState:
     if not os.path.isdir(path):
         raise UsageError(f"--resume: no checkpoint at {path} (it is written after every epoch)")
-    state = modelio.load_checkpoint(path)
-    restore(model, state["weights"])
-    return state
-
-
-def _apply_resume(state, opt, rng):
-    if "m" in state["opt"]:
-        for dst, src in zip(opt.m, state["opt"]["m"]):
-            dst[...] = src
-        for dst, src in zip(opt.v, state["opt"]["v"]):
-            dst[...] = src
-        opt.t = list(state["opt"]["t"])
-    elif state["opt"].get("buf"):
-        for dst, src in zip(opt.buf, state["opt"]["buf"]):
-            dst[...] = src
-    rng.bit_generator.state = state["rng"]
-    score = state["best_score"]
-    best = (state["best_epoch"], float("-inf") if score is None else score, state["best_weights"])
-    return int(state["epoch"]), best
+    try:
+        return TrainingState.from_checkpoint(modelio.load_checkpoint(path), model, cfg)
+    except (KeyError, ValueError) as e:
+        raise UsageError(f"--resume: the checkpoint at {path} does not fit these options ({e}): give the "
+                         f"options it was trained with") from None
 
 
 # ---------------------------------------------------------------- progress on stderr

@@ -131,10 +131,10 @@ def test_tag_on_a_small_input_never_imports_numba_and_equals_the_kernels(tmp_pat
     run = subprocess.run([sys.executable, "-c", SMALL_TAG, model, str(small)], capture_output=True, text=True,
                          check=True)
     assert run.stderr.strip().endswith("NUMBA_NOT_IMPORTED"), run.stderr
-    from seqtool.stages.tag import LoadedModel, _predict_chunk
+    from seqtool.predict import LoadedModel, predict_chunk
 
     loaded = LoadedModel(model)
-    expected = _predict_chunk(loaded, [loaded.encode(r) for r in records])   # numba kernels, in this process
+    expected = predict_chunk(loaded, [loaded.encode(r) for r in records])   # numba kernels, in this process
     got = [json.loads(line) for line in run.stdout.splitlines()]
     assert [r["tags"] for r in got] == [r["tags"] for r in expected]
     for g, e in zip(got, expected):
