@@ -174,3 +174,12 @@ def test_adam_float32_in_place():
 def test_optimiser_checks_lengths():
     with pytest.raises(ValueError, match="gradients for"):
         Adam([np.zeros(2)]).step([])
+
+
+def test_global_norm_of_nan_gradients_is_nan_not_an_error():
+    from seqtool.model.optim import clip_by_global_norm, global_norm
+
+    grads = [np.full((3, 2), np.nan), np.zeros(4)]
+    assert np.isnan(global_norm(grads))                    # was ZeroDivisionError: NaN's absmax read as 0
+    assert np.isnan(clip_by_global_norm(grads, 5.0))
+    assert np.isinf(global_norm([np.array([np.inf, 1.0])]))

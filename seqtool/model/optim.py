@@ -132,6 +132,8 @@ def global_norm(grads, rows=None) -> float:
     total = sum(_sumsq(g, 1.0) for g in pieces)
     if math.isfinite(total):
         return math.sqrt(total)
+    if math.isnan(total):
+        return total                           # a NaN in the gradients (its absmax would read as 0)
     amax = max(_absmax(g) for g in pieces)     # squares overflowed: rescale by the largest entry
     if not math.isfinite(amax):
         return amax                            # inf or nan in the gradients themselves
