@@ -32,6 +32,8 @@ class EpochRecord:
     seconds: float
     dev: dict = field(default_factory=dict)
     skipped_steps: int = 0    # steps whose gradient was NaN/inf, not applied
+    clipped_steps: int = 0    # steps whose global norm was above --clip-norm (scaled down)
+    lr: float = 0.0           # the learning rate of the epoch (after --lr-decay)
 
 
 @dataclass
@@ -114,7 +116,7 @@ def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Gen
         for epoch in range(start_epoch, cfg["epochs"]):
             opt.lr = base_lr / (1.0 + cfg["lr_decay"] * epoch)
             t0 = time.perf_counter()
-            losses, norms, n_tok, skipped = [], [], 0, 0
+            losses, norms, n_tok, skipped, clipped = [], [], 0, 0, 0
             index_batches = batches_for_epoch(epoch, rng)
             for k, idx in enumerate(index_batches):
                 batch = make(idx, rng)
@@ -126,6 +128,7 @@ def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Gen
                 norm = optim.clip_by_global_norm(grads, cfg["clip_norm"], rows) if cfg["clip_norm"] \
                     else optim.global_norm(grads, rows)
                 norms.append(norm)
+                clipped += bool(cfg["clip_norm"] and np.isfinite(norm) and norm > cfg["clip_norm"])
                 if np.isfinite(norm):        # a NaN/inf gradient would poison every weight: skip the step
                     opt.step(grads, rows)
                 else:
@@ -142,7 +145,7 @@ def fit(task: str, model: Layer, batches_for_epoch: Callable[[int, np.random.Gen
             rec = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"),
                               n_tok / max(secs, 1e-9), float(np.mean(norms)) if norms else 0.0,
                               float(np.max(norms)) if norms else 0.0, secs)
-            rec.skipped_steps = skipped
+            rec.skipped_steps, rec.clipped_steps, rec.lr = skipped, clipped, float(opt.lr)
             score = -rec.loss
             if evaluate_dev is not None:
                 score, rec.dev = evaluate_dev(model)
