@@ -156,12 +156,12 @@ CASES = {
             stage: vocabb
             input: in.jsonl
         """, "3: step vocab: unknown stage 'vocabb' (did you mean 'vocab'?); expected one of: vocab, pad, train, "
-             "tag, eval, dedupe, promote"),
+             "tag, eval, dedupe, report, promote"),
     "a name that is no stage": ("""
         steps:
           tagger:
             input: in.jsonl
-        """, "2: step tagger: give stage: STAGE (one of: vocab, pad, train, tag, eval, dedupe, promote); a step's "
+        """, "2: step tagger: give stage: STAGE (one of: vocab, pad, train, tag, eval, dedupe, report, promote); a step's "
              "name is its stage only when it is one of them"),
     "unknown option": ("""
         steps:

@@ -271,3 +271,33 @@ def test_no_other_module_imports_matplotlib():
             "print('matplotlib' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- the pipeline stage
+
+def test_pipeline_report_steps_write_both_pages(tmp_path):
+    dev = SAMPLE / "ner_dev.jsonl"
+    (tmp_path / "p.yaml").write_text(f"""
+state_dir: work
+steps:
+  train: {{input: {SAMPLE / 'ner.jsonl'}, dev: {dev}, output: work/model, epochs: 1, embed: 4, hidden: 4,
+          char-filters: 4}}
+  report: {{model: {{from: train}}, eval: [{dev}, {dev}], output: work/report.html, stdout: work/report.path}}
+  runs: {{stage: report, runs: work/p.log.jsonl, output: work/runs.html}}
+""")
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["run", str(tmp_path / "p.yaml"), "--dry-run"])
+    assert f"report: run (after train): seqtool report --model {tmp_path}/work/model --eval {dev} --eval {dev} " \
+           f"--output {tmp_path}/work/report.html" in dry.stdout, dry.output
+    for _ in range(2):
+        result = runner.invoke(cli, ["-q", "run", str(tmp_path / "p.yaml")])
+        assert (result.exit_code, result.stderr) == (0, ""), result.output
+    page = Page((tmp_path / "work" / "report.html").read_text())
+    assert page.sections == ["training", "eval-1", "eval-2", "model"]
+    assert (tmp_path / "work" / "report.path").read_text() == f"{tmp_path}/work/report.html\n"
+    log = [json.loads(line) for line in open(tmp_path / "work" / "p.log.jsonl")]
+    assert [(e["step"], e["status"]) for e in log if e["event"] == "step" and e["status"] != "started"][3:] == [
+        ("train", "skipped"), ("report", "skipped"), ("runs", "ok")]     # the log changed: the runs page is redone
+    runs = Page((tmp_path / "work" / "runs.html").read_text())
+    assert runs.charts["runs-durations"]["runs"] == ["1", "2"]       # the first run, and this one (unfinished)
+    assert runs.charts["runs-durations"]["steps"]["report"][1] == 0.0

@@ -43,7 +43,7 @@ class Chart:
 
     made: list | None = None      # while a report is made: every Chart, for --png (stages/report.py)
 
-    def __init__(self, name: str, title: str, data: dict, size=(6.0, 3.4), margins=(0.75, 0.55, 0.2, 0.45),
+    def __init__(self, name: str, title: str, data: dict, size=(6.0, 3.4), margins=(0.9, 0.55, 0.2, 0.45),
                  wspace: float = 0.2):
         """``margins``: (left, bottom, right, top) in inches around the axes. Fixed margins, not
         matplotlib's constrained layout: that measures every label again and again (half the time

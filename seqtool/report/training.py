@@ -74,6 +74,8 @@ def _charts(history: list, epochs: list, best, config: dict) -> list:
         ax.yaxis.get_major_locator().set_params(integer=True)
         out.append(chart)
     line("training-lr", "Learning rate per epoch", {"lr": column(history, "lr")}, "learning rate")
+    if out[-1].name == "training-lr":
+        out[-1].figure.axes[0].set_ylim(bottom=0)           # a constant or decaying rate, read from zero
     line("training-speed", "Training speed", {"tokens_per_s": column(history, "tokens_per_s")}, "tokens/s")
     return out
 
