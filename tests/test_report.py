@@ -236,7 +236,7 @@ def test_runs_report_marks_promoted_kept_and_failed(tmp_path):
     metric = page.charts["runs-metric"]
     assert metric["decision"] == ["promoted", "kept", "failed", "promoted", "unfinished", "locked"]
     assert metric["candidate"] == [0.70, 0.69, None, 0.74, None, None]
-    assert metric["promoted"] == [0.70, 0.70, None, 0.74, None, None]
+    assert metric["promoted"] == [0.70, 0.70, 0.70, 0.74, 0.74, 0.74]   # a failed run leaves the promoted model
     assert page.charts["runs-durations"]["steps"] == {"train": [12.0, 12.0, 1.5, 12.0, 12.0, 0.0],
                                                       "promote": [0.5, 0.5, 0.0, 0.5, 0.0, 0.0]}
     text = (tmp_path / "runs.html").read_text()

@@ -14,7 +14,7 @@ CSS = """
 :root { --bg: #ffffff; --fg: #1b1b1b; --muted: #5c5c5c; --line: #d6d6d6; --panel: #f5f6f8; --err: #c2410c;
         --ok: #0f766e; color-scheme: light dark; }
 @media (prefers-color-scheme: dark) {
-  :root { --bg: #15171a; --fg: #e6e6e6; --muted: #a3a3a3; --line: #3a3d42; --panel: #1e2125; --err: #fb923c;
+  :root { --bg: #15171a; --fg: #e6e6e6; --muted: #a3a3a3; --line: #3a3d42; --panel: #1e2125; --err: #f87171;
           --ok: #5eead4; }
 }
 * { box-sizing: border-box; }
@@ -31,7 +31,7 @@ nav a, a { color: inherit; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px 20px; }
 figure.chart { margin: 0; padding: 8px; background: var(--panel); border-radius: 8px; }
 figure.chart.wide { grid-column: 1 / -1; }
-figure.chart svg { width: 100%; height: auto; display: block; }
+figure.chart svg { width: 100%; max-width: var(--w); height: auto; display: block; margin: 0 auto; }
 figure.chart svg text { fill: var(--fg); }
 figure.chart svg [style*="stroke: #000000"] { stroke: var(--fg) !important; }
 figcaption { font-size: 13px; color: var(--muted); margin-top: 4px; }
@@ -78,7 +78,9 @@ def figure(chart, wide: bool = False) -> str:
     """A chart with its numbers as a data attribute (JSON) and its title as the caption."""
     data = json.dumps(_finite(chart.data), separators=(",", ":"), default=_plain, allow_nan=False)
     cls = "chart wide" if wide else "chart"
-    return (f'<figure class="{cls}" data-chart="{esc(chart.name)}" data-values="{esc(data)}">{chart.svg()}'
+    natural = round(chart.figure.get_figwidth() * 96)     # CSS px: drawn no larger than its own size
+    return (f'<figure class="{cls}" style="--w:{natural}px" data-chart="{esc(chart.name)}" '
+            f'data-values="{esc(data)}">{chart.svg()}'
             f'<figcaption>{esc(chart.title)}</figcaption></figure>')
 
 

@@ -62,10 +62,12 @@ def _confusion_chart(labels: list, counts, key: str, what: str) -> "charts.Chart
     rows = m.sum(axis=1, keepdims=True)
     share = np.divide(m, rows, out=np.zeros(m.shape), where=rows > 0)
     n = len(labels)
-    side = min(4.6 + 0.25 * max(n - 6, 0), 7.5)
+    side = min(max(2.2 + 0.3 * n, 3.2), 7.5)
+    width, gap = 2 * side + 0.6, 1.3      # inches; the gap holds the right matrix's tick labels
+    axis = (width - 1.2 - gap) / 2
     chart = charts.Chart(f"{key}-confusion", f"{what} confusion matrix: counts, and each gold row's shares",
-                         {"labels": [str(x) for x in labels], "counts": m.tolist()}, size=(2 * side + 0.6, side),
-                         margins=(1.0, 1.0, 0.2, 0.35), wspace=0.3)
+                         {"labels": [str(x) for x in labels], "counts": m.tolist()}, size=(width, side),
+                         margins=(1.0, 1.0 if n > 4 else 0.6, 0.2, 0.35), wspace=gap / axis)
     left, right = chart.axes(1, 2)
     charts.heatmap(chart, m, labels, "counts (colour: log scale)", lambda v: f"{int(v)}", left, log=True)
     charts.heatmap(chart, share, labels, "share of the gold row", lambda v: f"{v:.2f}".lstrip("0") or "0", right)
@@ -118,7 +120,8 @@ def _classifier(result: dict, tagged: str, key: str) -> str:
                                 name=f"{key}-mistakes") if rows else '<p class="note">No mistakes.</p>')
     return (summary + "<h3>Per class</h3>" + _prf_table(result["per_class"], None, f"{key}-per-class", "class")
             + html.charts(html.figure(_prf_chart(result["per_class"], key, "class")),
-                          html.figure(_confusion_chart(result["labels"], result["confusion"], key, "Class")))
+                          html.figure(_confusion_chart(result["labels"], result["confusion"], key, "Class"),
+                                      wide=True))
             + "<h3>The most confident mistakes</h3>" + mistakes_html)
 
 

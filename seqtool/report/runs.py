@@ -84,15 +84,15 @@ def _apply(runs: list, event: dict) -> None:
 def runs_sections(path: str, runs: list[Run]) -> list[tuple[str, str, str]]:
     labels = [f"{i}" for i in range(1, len(runs) + 1)]
     metric = next((r.metric for r in reversed(runs) if r.metric), None)
-    figures = [html.figure(_metric_chart(runs, labels, metric))] if metric else []
-    figures.append(html.figure(_durations_chart(runs, labels)))
+    figures = [html.figure(_metric_chart(runs, labels, metric), wide=True)] if metric else []
+    figures.append(html.figure(_durations_chart(runs, labels), wide=True))
     counts = {s: sum(r.status == s for r in runs) for s in ("ok", "failed", "interrupted", "locked", "unfinished")}
     decided = {d: sum(r.decision == d for r in runs) for d in DECISIONS}
     summary = html.facts([
         ("log", f"<code>{html.esc(path)}</code>"),
         ("runs", f"{len(runs)}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)),
         ("decisions", ", ".join(f"{n} {d}" for d, n in decided.items()) if metric else "no promote step in the log"),
-        ("last run", f"{html.esc(runs[-1].started)}: {html.esc(runs[-1].status)}"),
+        ("last run", f"{html.esc(runs[-1].started[:19].replace('T', ' '))}: {html.esc(runs[-1].status)}"),
     ])
     note = "" if metric else '<p class="note">No run has a promote step: there is no metric to follow.</p>'
     return [("overview", "Runs", summary + note + html.charts(*figures)),
@@ -101,7 +101,7 @@ def runs_sections(path: str, runs: list[Run]) -> list[tuple[str, str, str]]:
 
 def _metric_chart(runs: list, labels: list, metric: str) -> "charts.Chart":
     x = list(range(1, len(runs) + 1))
-    series = {"candidate": [r.candidate for r in runs], "promoted model": [r.promoted for r in runs]}
+    series = {"candidate": [r.candidate for r in runs], "promoted model": _carried(r.promoted for r in runs)}
     data = {"runs": labels, "started": [r.started for r in runs], "candidate": series["candidate"],
             "promoted": series["promoted model"], "decision": [r.decision or r.status for r in runs],
             "metric": metric}
@@ -118,8 +118,20 @@ def _metric_chart(runs: list, labels: list, metric: str) -> "charts.Chart":
         if pts:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, s=46, zorder=3, label=label,
                        color=charts.PALETTE[{"promoted": 2, "kept": 1, "failed": 5}[status]])
-    ax.legend(fontsize=9, ncols=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.set_xlim(0.5, len(runs) + 0.5)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    charts.legend_above(ax)
     return chart
+
+
+def _carried(values) -> list:
+    """The promoted model's metric after each run: a run that decided nothing (failed, killed, locked)
+    leaves the model, and so the metric, of the run before it."""
+    out, last = [], None
+    for v in values:
+        last = v if v is not None else last
+        out.append(last)
+    return out
 
 
 def _durations_chart(runs: list, labels: list) -> "charts.Chart":
@@ -151,7 +163,7 @@ def _table(runs: list, labels: list, metric: str | None) -> str:
                           + (f" {float(e['seconds']):.1f}s" if e.get("seconds") is not None else "")
                           for n, e in r.steps.items())
         decision = r.decision or ""
-        rows.append([label, html.esc(r.started), f'<span class="status-{html.esc(r.status)}">{html.esc(r.status)}</span>',
+        rows.append([label, html.esc(r.started[:19].replace("T", " ")), f'<span class="status-{html.esc(r.status)}">{html.esc(r.status)}</span>',
                      f'<span class="status-{html.esc(decision)}">{html.esc(decision)}</span>',
                      html.num(r.candidate), html.num(r.promoted), html.num(r.seconds, 1), steps, html.esc(r.failure)])
     m = metric or "metric"
