@@ -261,6 +261,9 @@ def test_usage_errors(models, tmp_path):
     missing = runner.invoke(cli, ["report", "-m", models["tagger"][0], "--eval", str(tmp_path / "no.jsonl"),
                                   "-o", str(tmp_path / "r.html")])
     assert (missing.exit_code, missing.stderr) == (2, f"seqtool report: {tmp_path / 'no.jsonl'}: no such eval file\n")
+    nowhere = runner.invoke(cli, ["report", "-m", models["tagger"][0], "-o", str(tmp_path / "no" / "r.html")])
+    assert (nowhere.exit_code, nowhere.stderr) == (
+        2, f"seqtool report: {tmp_path / 'no' / 'r.html'}: cannot write: no such directory\n")
 
 
 def test_no_other_module_imports_matplotlib():

@@ -38,6 +38,8 @@ def run_report(model: str | None = None, evals=(), *, runs: str | None = None, o
     matplotlib = charts.require()
     t0 = time.perf_counter()
     output = output or ("runs.html" if runs else "report.html")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(output))):     # before the work, not after it
+        raise UsageError("cannot write: no such directory", output)
     made: list = []
     _collect_charts(made)
     try:
@@ -47,15 +49,22 @@ def run_report(model: str | None = None, evals=(), *, runs: str | None = None, o
             text, warnings = _model_page(model, list(evals), matplotlib.__version__, batch_size, threads), []
         write_atomic(output, text)
         if png:
-            os.makedirs(png, exist_ok=True)
-            for chart in made:
-                chart.png(os.path.join(png, f"{chart.name}.png"))
+            _write_pngs(made, png)
     finally:
         _collect_charts(None)
     size = len(text.encode("utf-8"))
     extra = f", {len(made)} PNG files in {png}" if png else ""
     return PageReport(f"wrote {output} ({size / 1024:.0f} KiB, {len(made)} charts{extra}) in "
                   f"{time.perf_counter() - t0:.1f}s", warnings, output)
+
+
+def _write_pngs(made: list, folder: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for chart in made:
+            chart.png(os.path.join(folder, f"{chart.name}.png"))
+    except OSError as e:
+        raise UsageError(f"cannot write the PNG files: {e.strerror or e}", folder) from None
 
 
 def _collect_charts(into: list | None) -> None:
