@@ -399,6 +399,37 @@ def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, ski
     _finish(settings, stage(model, _inputs(input, dask, output), _stdout(), **opts))
 
 
+@cli.command()
+@click.option("-m", "--model", metavar="DIR", help="The model to report on (seqtool train -o).")
+@click.option("--eval", "evals", multiple=True, metavar="FILE",
+              help="Labelled records to score and show, as seqtool eval does (repeatable).")
+@click.option("--runs", metavar="LOG", help="A pipeline's run log (STATE_DIR/NAME.log.jsonl) instead of a model.")
+@click.option("-o", "--output", metavar="FILE", help="The HTML page [report.html; runs.html with --runs].")
+@click.option("--png", metavar="DIR", help="Also write every chart as DIR/NAME.png.")
+@batch_option
+@click.pass_obj
+def report(settings, model, evals, runs, output, png, batch_size):
+    """Write one self-contained HTML page of a model's training and results, or of a pipeline's runs.
+
+    With -m: the training history (loss, dev scores, gradient norms, clipped
+    and skipped steps, learning rate, speed), the results on each --eval file
+    (scored as seqtool eval scores them) and the model's facts. With --runs:
+    each run's metrics, promotions, step durations and failures. Charts are
+    inline SVG; the page fetches nothing. Needs the report extra
+    (pip install 'seqtool[report]'). The page's path goes to stdout.
+
+    \b
+    seqtool report -m models/ner --eval dev.jsonl --eval test.jsonl -o ner.html
+    seqtool report --runs work/retrain/retrain.log.jsonl -o runs.html
+    """
+    from seqtool.stages.report import run_report
+
+    result = run_report(model, evals, runs=runs, output=output, png=png, batch_size=batch_size,
+                        threads=settings.threads)
+    click.echo(result.path)
+    _finish(settings, result)
+
+
 @cli.command(name="run")
 @click.argument("pipeline", metavar="PIPELINE.yaml")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a variable of the file's vars.")
@@ -409,7 +440,7 @@ def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, ski
 @click.option("--wait", is_flag=True, help="If another run of the pipeline holds its lock, wait instead of exit 3.")
 @click.pass_obj
 def run(settings, pipeline, sets, dry_run, force, from_step, only, wait):
-    """Run the steps of a YAML pipeline: vocab, pad, train, tag, eval, dedupe, promote.
+    """Run the steps of a YAML pipeline: vocab, pad, train, tag, eval, dedupe, report, promote.
 
     Every step is checked before the first runs (an error names the file and
     line, exit 2). A step whose inputs, options and seqtool version are

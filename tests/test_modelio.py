@@ -45,7 +45,9 @@ def test_round_trip(tmp_path):
         assert weights[k].dtype == v.dtype and np.array_equal(weights[k], v)
     assert vocab == {"tokens": ["<pad>", "é"]}
     assert metrics == {"f1": 0.5, "auc": None}
-    assert sorted(os.listdir(tmp_path / "m")) == sorted(modelio.MODEL_FILES)
+    assert sorted(os.listdir(tmp_path / "m")) == sorted([*modelio.MODEL_FILES, "history.tsv"])
+    assert (tmp_path / "m" / "history.tsv").read_text() == "epoch\tloss\tlr\ttokens_per_s\tgrad_norm\t" \
+        "max_grad_norm\tclipped_steps\tskipped_steps\tseconds\n"     # no history: the header only
     assert siblings(tmp_path) == []
 
 

@@ -77,9 +77,9 @@ def test_help_does_not_import_numeric_modules():
 def test_the_readme_main_command_runs(tmp_path):
     readme = (REPO / "README.md").read_text().splitlines()
     command = readme[readme.index("<!-- main-command -->") + 2]
-    assert command.startswith("pip install . && ")
+    assert command.startswith("pip install '.[report]' && ")
     env = {**os.environ, "PATH": os.path.dirname(SEQTOOL[0]) + os.pathsep + os.environ["PATH"]}
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", command.removeprefix("pip install . && ")],
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command.removeprefix("pip install '.[report]' && ")],
                             cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

@@ -156,12 +156,12 @@ CASES = {
             stage: vocabb
             input: in.jsonl
         """, "3: step vocab: unknown stage 'vocabb' (did you mean 'vocab'?); expected one of: vocab, pad, train, "
-             "tag, eval, dedupe, promote"),
+             "tag, eval, dedupe, report, promote"),
     "a name that is no stage": ("""
         steps:
           tagger:
             input: in.jsonl
-        """, "2: step tagger: give stage: STAGE (one of: vocab, pad, train, tag, eval, dedupe, promote); a step's "
+        """, "2: step tagger: give stage: STAGE (one of: vocab, pad, train, tag, eval, dedupe, report, promote); a step's "
              "name is its stage only when it is one of them"),
     "unknown option": ("""
         steps:
@@ -692,7 +692,9 @@ def test_quickstart_runs_from_a_fresh_directory(tmp_path):
     out = tmp_path / "work" / "quickstart"
     assert json.loads((out / "eval.json").read_text())["records"] == 100
     assert len((out / "tagged.jsonl").read_text().splitlines()) == 100
-    assert statuses(out / "quickstart.log.jsonl") == dict.fromkeys(["vocab", "pad", "train", "eval", "tag"], "ok")
+    assert statuses(out / "quickstart.log.jsonl") == dict.fromkeys(["vocab", "pad", "train", "eval", "tag", "report"],
+                                                                   "ok")
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 @pytest.mark.parametrize("name", sorted(f.name for f in (REPO / "pipelines").glob("*.yaml")))

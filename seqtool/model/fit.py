@@ -32,6 +32,8 @@ class EpochRecord:
     seconds: float
     dev: dict = field(default_factory=dict)
     skipped_steps: int = 0    # steps whose gradient was NaN/inf, not applied
+    clipped_steps: int = 0    # steps whose global norm was above --clip-norm (scaled down)
+    lr: float = 0.0           # the learning rate of the epoch (after --lr-decay)
 
 
 @dataclass
@@ -186,7 +188,7 @@ def _run_epoch(job: Job, state: TrainingState, epoch: int, t_start: float, check
     """One epoch's steps: (its EpochRecord without dev metrics, whether --max-time ran out in it)."""
     cfg, model, opt, rng = job.cfg, job.model, state.optimizer, state.rng
     t0 = time.perf_counter()
-    losses, norms, n_tok, skipped = [], [], 0, 0
+    losses, norms, n_tok, skipped, clipped = [], [], 0, 0, 0
     index_batches = job.data.batch_order(cfg["batch_size"], rng)
     out_of_time = False
     for k, idx in enumerate(index_batches):
@@ -199,6 +201,7 @@ def _run_epoch(job: Job, state: TrainingState, epoch: int, t_start: float, check
         norm = optim.clip_by_global_norm(grads, cfg["clip_norm"], rows) if cfg["clip_norm"] \
             else optim.global_norm(grads, rows)
         norms.append(norm)
+        clipped += bool(cfg["clip_norm"] and np.isfinite(norm) and norm > cfg["clip_norm"])
         if np.isfinite(norm):        # a NaN/inf gradient would poison every weight: skip the step
             opt.step(grads, rows)
         else:
@@ -214,7 +217,7 @@ def _run_epoch(job: Job, state: TrainingState, epoch: int, t_start: float, check
     secs = time.perf_counter() - t0
     rec = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"), n_tok / max(secs, 1e-9),
                       float(np.mean(norms)) if norms else 0.0, float(np.max(norms)) if norms else 0.0, secs)
-    rec.skipped_steps = skipped
+    rec.skipped_steps, rec.clipped_steps, rec.lr = skipped, clipped, float(opt.lr)
     return rec, out_of_time
 
 

@@ -2,7 +2,8 @@
 
 A model is a directory: config.json (hyper-parameters, task, architecture, seed,
 data fingerprint; save_model adds format_version and seqtool_version), weights.npz
-(bool/int/float arrays, loaded with allow_pickle=False), vocab.json, metrics.json.
+(bool/int/float arrays, loaded with allow_pickle=False), vocab.json, metrics.json, and
+history.tsv (metrics.json's per-epoch history as a table, model/history.py; not read back).
 A checkpoint (--resume) is state.json (the state, each array in it replaced by
 {"$array": key}) and arrays.npz.
 
@@ -21,6 +22,7 @@ import numpy as np
 from seqtool import __version__
 from seqtool.model import atomicdir
 from seqtool.errors import DataError, SeqtoolError
+from seqtool.model.history import history_tsv
 
 FORMAT_VERSION = 1
 MODEL_FILES = ("config.json", "weights.npz", "vocab.json", "metrics.json")
@@ -39,7 +41,8 @@ def save_model(path, config: dict, weights: dict, vocab: dict, metrics: dict, *,
     files = {"config.json": _json_bytes(config, "config"),
              "weights.npz": _npz_writer(_check_arrays(weights, "weight")),
              "vocab.json": _json_bytes(vocab, "vocab"),
-             "metrics.json": _json_bytes(metrics, "metrics")}
+             "metrics.json": _json_bytes(metrics, "metrics"),
+             "history.tsv": history_tsv(metrics.get("history") or [])}   # in the same swap as metrics.json
     atomicdir.replace_dir(path, files, "model", keep_previous)
 
 

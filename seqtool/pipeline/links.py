@@ -3,8 +3,8 @@
 After this, every step knows the files it reads (``inputs``) and writes
 (``outputs``), and where its stdout goes (``sink``):
 
-- pad, tag, dedupe, eval: their ``output`` file; vocab and train: their ``stdout`` file
-  (their ``output`` is the vocabulary file / the model directory, as on the command line);
+- pad, tag, dedupe, eval: their ``output`` file; vocab, train and report: their ``stdout`` file
+  (their ``output`` is the vocabulary file / the model directory / the page, as on the command line);
 - a step whose records a later step reads ``from:`` it, without such a file, writes them to
   ``STATE_DIR/NAME.STEP.jsonl``: kept, so that an unchanged step can be skipped next time
   while the steps after it still find its output;
@@ -15,7 +15,7 @@ import os
 from difflib import get_close_matches
 
 from seqtool.errors import UsageError
-from seqtool.pipeline.spec import MAKERS, READS, Pipeline, Ref, Step, parse_pipeline
+from seqtool.pipeline.spec import MAKERS, OWN_OUTPUT, READS, Pipeline, Ref, Step, parse_pipeline
 
 
 def read_pipeline(path: str, sets=(), select=None, environ=None) -> Pipeline:
@@ -36,7 +36,7 @@ def link(pipeline: Pipeline, path: str, selected=None) -> None:
     step makes only counts as present when that step runs before.
     """
     for step in pipeline.steps:
-        step.sink = step.options.get("stdout" if step.stage in ("vocab", "train") else "output")
+        step.sink = step.options.get("stdout" if step.stage in OWN_OUTPUT else "output")
     seen: dict = {}
     for step in pipeline.steps:
         _required(step, path)
@@ -50,6 +50,9 @@ def link(pipeline: Pipeline, path: str, selected=None) -> None:
                              f"in a later step with from: {step.name}", path, step.line)
         step.inputs = {k: step.options[k] for k in (*READS, "to") if k in step.options
                        and (k != "to" or step.stage == "promote")}
+        if step.stage == "report":      # its eval files (a list) and the run log count as what it reads
+            step.inputs.update({f"eval.{i}": p for i, p in enumerate(step.options.get("eval", []))})
+            step.inputs.update({"runs": step.options["runs"]} if "runs" in step.options else {})
         step.outputs = [p for p in _outputs(step) if p]
     _check_files(pipeline, path, selected)
 
@@ -98,7 +101,8 @@ def _required(step: Step, path: str) -> None:
             need(key in opts, f"give {key}: {what}")
         return
     key = "train" if step.stage == "train" else "input"
-    need(key in opts, f"no input: give {key}: FILE or from: STEP")
+    if step.stage != "report":
+        need(key in opts, f"no input: give {key}: FILE or from: STEP")
     if step.stage == "vocab":
         need(("output" in opts) != ("vocab" in opts),
              "give output: FILE to build a vocabulary, or vocab: FILE to apply a saved one (one of them)")
@@ -109,14 +113,19 @@ def _required(step: Step, path: str) -> None:
              "give model: DIR to tag and score, or pred: true for records already tagged (one of them)")
     elif step.stage in ("tag", "dedupe"):
         need("model" in opts, "give model: DIR (or {from: STEP})")
+    elif step.stage == "report":
+        need(("model" in opts) != ("runs" in opts), "give model: DIR for a model's report, or runs: LOG for the "
+             "pipeline's runs (one of them)")
+        need("output" in opts, "give output: FILE (the HTML page)")
+        return
 
 
 def _outputs(step: Step) -> list:
     if step.stage == "promote":
         return [step.options["to"]]
     made = [step.sink]
-    if step.stage in ("vocab", "train"):
-        made.append(step.options.get("output"))
+    if step.stage in OWN_OUTPUT:
+        made += [step.options.get("output"), step.options.get("png")]
     return made
 
 
@@ -125,7 +134,8 @@ def _check_files(pipeline: Pipeline, path: str, selected) -> None:
     made, writers = set(), {}
     for step in pipeline.steps:
         for key, p in step.inputs.items():
-            if os.path.abspath(p) not in made and not (key == "to" and step.stage == "promote"):
+            # a run log is written by the run itself, so it may not exist yet when the file is checked
+            if os.path.abspath(p) not in made and not (key == "to" and step.stage == "promote") and key != "runs":
                 _exists(pipeline, step, key, p, path)
         reads = {os.path.abspath(p) for p in step.inputs.values()}
         for p in step.outputs:
@@ -141,7 +151,7 @@ def _check_files(pipeline: Pipeline, path: str, selected) -> None:
 
 
 def _exists(pipeline: Pipeline, step: Step, key: str, p: str, path: str) -> None:
-    line = step.lines[key]
+    line = step.lines[key.split(".")[0]]       # eval.1: the line of eval
     if not os.path.exists(p):
         ap = os.path.abspath(p)
         maker = next((s.name for s in pipeline.steps if ap in map(os.path.abspath, s.outputs)), None)

@@ -15,7 +15,7 @@ File layout (flat, keys are CLI option names, ``-`` or ``_``):
     x-small: &small {embed: 8}   # top-level keys starting x- are ignored: a place for YAML anchors
     steps:
       STEP:                  # a name; the stage defaults to it
-        stage: vocab|pad|train|tag|eval|dedupe|promote
+        stage: vocab|pad|train|tag|eval|dedupe|report|promote
         input: FILE          # or {from: STEP}, or from: STEP at the step's level
         ...options of seqtool STAGE...
 """
@@ -30,13 +30,14 @@ import click
 from seqtool.errors import UsageError
 from seqtool.pipeline.yamlfile import Interpolator, Mapping, load, scalar, show
 
-STAGES = ("vocab", "pad", "train", "tag", "eval", "dedupe", "promote")
+STAGES = ("vocab", "pad", "train", "tag", "eval", "dedupe", "report", "promote")
+OWN_OUTPUT = ("vocab", "train", "report")   # stages whose output (-o) is their own file: stdout goes to stdout:
 TOP_KEYS = ("vars", "root", "state_dir", "log", "steps")
 RECORD_STAGES = ("vocab", "pad", "tag", "dedupe")  # stages whose stdout is records another step can read
 # What {from: STEP} stands for in each key, and the stages that make it.
 READS = {"input": "records", "train": "records", "dev": "records", "model": "model", "vocab": "vocab"}
 MAKERS = {"records": RECORD_STAGES, "model": ("train", "promote"), "vocab": ("vocab",)}
-PATH_KEYS = ("input", "train", "dev", "model", "vocab", "embeddings", "output", "stdout", "to")  # resolved against root
+PATH_KEYS = ("input", "train", "dev", "model", "vocab", "embeddings", "output", "stdout", "to", "eval", "runs", "png")  # resolved against root
 PROMOTE_KEYS = {"model": "path", "to": "path", "metric": "name", "min_delta": "delta", "keep_previous": "bool",
                 "dev": "path"}
 _STEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -219,7 +220,7 @@ class _Builder:
         allowed = dict(stage_params(stage))
         allowed["from"] = "step"
         allowed.setdefault("output", "path")        # pad, tag, dedupe, eval: the file for stdout
-        if stage in ("vocab", "train"):
+        if stage in OWN_OUTPUT:
             allowed["stdout"] = "path"              # their -o is something else: stdout goes here
         if stage == "train":
             allowed["input"] = allowed["train"]     # input: is train: for the train stage
@@ -245,6 +246,11 @@ class _Builder:
                                  self.path, line)
             return raw
         value = self.env.expand(raw, line)
+        if getattr(kind, "multiple", False):        # a repeatable option (report's eval): one value or a list
+            return [self._one(step, key, v, kind, line) for v in (value if isinstance(value, list) else [value])]
+        return self._one(step, key, value, kind, line)
+
+    def _one(self, step: Step, key: str, value, kind, line: int):
         kind = "path" if key in PATH_KEYS else kind
         try:
             value = _typed(value, kind)

@@ -45,11 +45,15 @@ def fingerprint(path: str) -> str | None:
 
 def step_key(step) -> str:
     """The key of running ``step`` now: stage, options, version and the fingerprints of its inputs."""
-    options = {k: os.path.abspath(v) if k in PATH_KEYS else v for k, v in step.options.items()}
+    options = {k: _absolute(v) if k in PATH_KEYS else v for k, v in step.options.items()}
     doc = {"stage": step.stage, "options": options, "version": __version__,
            "sink": os.path.abspath(step.sink) if step.sink else None,
            "inputs": {k: fingerprint(p) for k, p in sorted(step.inputs.items())}}
     return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _absolute(value):
+    return [os.path.abspath(v) for v in value] if isinstance(value, list) else os.path.abspath(value)
 
 
 class State:

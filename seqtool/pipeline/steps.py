@@ -18,7 +18,7 @@ from seqtool.model.atomicdir import process_alive
 from seqtool.errors import DataError
 from seqtool.data.jsonl import replacing
 from seqtool.distributed import stage_function
-from seqtool.pipeline.spec import Step, stage_params
+from seqtool.pipeline.spec import OWN_OUTPUT, Step, stage_params
 
 
 @dataclass
@@ -35,7 +35,7 @@ def execute(step: Step, quiet: bool = False, threads: int | None = None) -> Outc
         os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
     if step.stage == "promote":
         return promote(step.options)
-    sink_key = "stdout" if step.stage in ("vocab", "train") else "output"   # runner keys, not stage options
+    sink_key = "stdout" if step.stage in OWN_OUTPUT else "output"   # runner keys, not stage options
     opts = {k: v for k, v in step.options.items() if k != sink_key}
     progress = False if quiet else None
     with _sink(step.sink) as out:
@@ -86,8 +86,16 @@ def _dedupe(opts, out, progress, threads) -> Outcome:
                                **opts))
 
 
+def _report(opts, out, progress, threads) -> Outcome:
+    from seqtool.stages.report import run_report
+
+    report = run_report(opts.pop("model", None), opts.pop("eval", []), threads=threads, **opts)
+    out.write((report.path + "\n").encode())
+    return _outcome(report, {"report": report.path})
+
+
 SCORES = ("f1", "precision", "recall", "accuracy", "macro_f1", "auc")
-_STAGES = {"vocab": _vocab, "pad": _pad, "train": _train, "tag": _tag, "eval": _eval, "dedupe": _dedupe}
+_STAGES = {"vocab": _vocab, "pad": _pad, "train": _train, "tag": _tag, "eval": _eval, "dedupe": _dedupe, "report": _report}
 
 
 def _outcome(report, metrics=None) -> Outcome:
@@ -188,11 +196,13 @@ def command_line(step: Step) -> str:
     params = stage_params(step.stage)
     words, positional = ["seqtool", "eval" if step.stage == "eval" else step.stage], []
     for key, value in o.items():
-        if key == "stdout" or (key == "output" and step.stage not in ("vocab", "train")):
+        if key == "stdout" or (key == "output" and step.stage not in OWN_OUTPUT):
             continue
         param = params[key]
         if isinstance(param, click.Argument):
             positional.append(value)
+        elif getattr(param, "multiple", False):
+            words += [w for v in value for w in (param.opts[-1], str(v))]
         elif param.is_flag:
             flag = param.opts[-1] if value else (param.secondary_opts or [None])[0]
             words += [flag] if flag else []
