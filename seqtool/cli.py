@@ -306,7 +306,8 @@ def train(settings, task, train_file, dev, output, vocab_file, fmt, config_file,
 @model_option
 @inputs_argument
 @format_option
-@click.option("--output-format", type=click.Choice(["jsonl", "conll", "inline"]), default="jsonl", show_default=True,
+@click.option("--output-format", type=click.Choice(["jsonl", "conll", "inline"]), default="jsonl",
+              show_default=True,
               help="conll: token [gold] predicted per line, for conlleval-style tools; inline: one line per "
                    "record to read, [John]PER lives in [Paris]LOC (a classifier: label, tab, text).")
 @click.option("--text", "texts", multiple=True, metavar="TEXT",
@@ -402,6 +403,37 @@ def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, ski
     if dask:
         opts.update(dask=dask, output=output)
     _finish(settings, stage(model, _inputs(input, dask, output), _stdout(), **opts))
+
+
+@cli.command()
+@common_options
+@input_argument
+@click.option("-m", "--model", metavar="DIR",
+              help="Measure out-of-vocabulary words and unknown tags against this model.")
+@click.option("--vocab", "vocab_file", metavar="FILE", help="... or against this saved vocabulary (seqtool vocab -o).")
+@click.option("--dev", metavar="FILE", help="A dev file: its statistics, OOV rate and tags/labels that INPUT lacks.")
+@format_option
+@skip_invalid_option
+@click.pass_obj
+def inspect(settings, input, model, vocab_file, dev, fmt, skip_invalid):
+    """What a data set holds: counts, lengths, tags, labels, out-of-vocabulary rate.
+
+    INPUT (the training data) and --dev: records, tokens, sentence length
+    percentiles, tag, entity and label counts. The dev file's out-of-vocabulary
+    rate is measured against --model or --vocab when given, else against INPUT's
+    words; tags or labels in dev that INPUT never has are a warning. JSON on
+    stdout, the summary on stderr.
+
+    \b
+    seqtool inspect train.jsonl --dev dev.jsonl
+    seqtool inspect -m models/ner new.jsonl
+    """
+    from seqtool.stages.inspect import run_inspect
+
+    result, report = run_inspect(input, model=model, vocab=vocab_file, dev=dev, format=fmt,
+                                 skip_invalid=skip_invalid, progress=False if settings.quiet else None)
+    _print_json(result)
+    _finish(settings, report)
 
 
 @cli.command(name="run")

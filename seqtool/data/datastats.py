@@ -85,7 +85,7 @@ def oov(words: Counter, vocab: Vocab | None = None, known: Iterable[str] | None 
     missed = sum(words[w] for w in unknown)
     return {"tokens": missed, "rate": round(missed / total, 4) if total else 0.0,
             "distinct": len(unknown), "distinct_rate": round(len(unknown) / len(words), 4) if words else 0.0,
-            "examples": [w for w, _ in Counter({w: words[w] for w in unknown}).most_common(10)]}
+            "examples": sorted(unknown, key=lambda w: (-words[w], w))[:10]}      # most frequent first
 
 
 def unseen(gold: Iterable, known: Iterable) -> list:

@@ -249,8 +249,8 @@ class _Builder:
         if isinstance(raw, Mapping) and key in READS and set(raw) == {"from"}:
             raw = Ref(self.env.expand(raw["from"], raw.line_of("from")))
             if not isinstance(raw.step, str):
-                raise UsageError(f"step {step.name}: {step.shown(key)}: from: expected a step name, got {show(raw.step)}",
-                                 self.path, line)
+                raise UsageError(f"step {step.name}: {step.shown(key)}: from: expected a step name, "
+                                 f"got {show(raw.step)}", self.path, line)
             return raw
         value = self.env.expand(raw, line)
         kind = "path" if key in PATH_KEYS else kind
@@ -279,7 +279,8 @@ class _Builder:
             step.written["train"] = step.written.pop("input")
         if "from" in opts:
             if key in opts:
-                raise UsageError(f"step {step.name}: give {step.shown(key)} or from, not both", self.path, lines["from"])
+                raise UsageError(f"step {step.name}: give {step.shown(key)} or from, not both", self.path,
+                                 lines["from"])
             opts[key], lines[key] = Ref(opts.pop("from")), lines.pop("from")
             step.written[key] = step.written.pop("from")
 
