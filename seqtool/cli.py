@@ -16,7 +16,8 @@ import click
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from seqtool import __version__
-from seqtool.cliopts import QUIET_HELP, THREADS_HELP, VERBOSE_HELP, Settings, common_options
+from seqtool.cliopts import (QUIET_HELP, THREADS_HELP, VERBOSE_HELP, Settings, common_options, complete_dirs,
+                             complete_files)
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
 from seqtool.data.readers import FORMATS
 from seqtool.distributed import stage_function
@@ -75,7 +76,7 @@ def _finish(settings: Settings, report) -> None:
         click.echo(f"seqtool {name}: {line}", err=True)
 
 
-input_argument = click.argument("input", default="-", metavar="[INPUT]")
+input_argument = click.argument("input", default="-", metavar="[INPUT]", shell_complete=complete_files)
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS),
                              help="Input format [default: from the extension; jsonl for stdin].")
 skip_invalid_option = click.option(
@@ -183,7 +184,8 @@ def _read_config(path: str | None) -> dict:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-model_option = click.option("-m", "--model", required=True, metavar="DIR", help="A model directory (seqtool train -o).")
+model_option = click.option("-m", "--model", required=True, metavar="DIR", shell_complete=complete_dirs,
+                            help="A model directory (seqtool train -o).")
 
 
 class DaskAddress(click.ParamType):
@@ -201,7 +203,7 @@ class DaskAddress(click.ParamType):
         return value
 
 
-inputs_argument = click.argument("input", nargs=-1, metavar="[INPUT]...")
+inputs_argument = click.argument("input", nargs=-1, metavar="[INPUT]...", shell_complete=complete_files)
 dask_option = click.option(
     "--dask", type=DaskAddress(), metavar="ADDRESS",
     help="Run on a Dask cluster: a scheduler (tcp://HOST:8786) or local:N worker processes (pip install "
@@ -438,7 +440,7 @@ def inspect(settings, input, model, vocab_file, dev, fmt, skip_invalid):
 
 @cli.command(name="run")
 @common_options
-@click.argument("pipeline", metavar="PIPELINE.yaml")
+@click.argument("pipeline", metavar="PIPELINE.yaml", shell_complete=complete_files)
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a variable of the file's vars.")
 @click.option("--dry-run", is_flag=True, help="Check the file and print what would run (stdout); run nothing.")
 @click.option("--force", is_flag=True, help="Run every selected step, even when unchanged since its last run.")

@@ -73,3 +73,17 @@ def _log_start(settings: Settings, options: dict) -> None:
     verbose.log.info("options: %s", given or "(defaults)")
     threads = f"--threads {settings.threads}" if settings.threads else "all cores (numba's default)"
     verbose.log.info("threads: %s; %s cores; quiet=%s", threads, os.cpu_count(), settings.quiet)
+
+
+# Shell completion (click's: eval "$(_SEQTOOL_COMPLETE=bash_source seqtool)"): an argument that is a
+# path completes as one. Plain string arguments would complete to nothing at all.
+def complete_files(ctx, param, incomplete):
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="file")]
+
+
+def complete_dirs(ctx, param, incomplete):
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="dir")]
