@@ -16,19 +16,12 @@ import click
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from seqtool import __version__
+from seqtool.cliopts import (QUIET_HELP, THREADS_HELP, VERBOSE_HELP, Settings, common_options, complete_dirs,
+                             complete_files)
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
 from seqtool.data.readers import FORMATS
 from seqtool.distributed import stage_function
 from seqtool.kernels import CELL_GATES
-
-
-class Settings:
-    """Options of the ``seqtool`` group, shared by every command."""
-
-    def __init__(self, verbose: int = 0, quiet: bool = False, threads: int | None = None):
-        self.verbose = verbose
-        self.quiet = quiet
-        self.threads = threads
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat big | head`
@@ -58,10 +51,9 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="seqtool")
-@click.option("-v", "--verbose", count=True, help="More detail on stderr.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summaries on stderr (errors and warnings still shown).")
-@click.option("--threads", type=click.IntRange(1, None), envvar="SEQTOOL_THREADS",
-              help="Worker threads for the numeric kernels (default: all cores).")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("--threads", type=click.IntRange(1, None), envvar="SEQTOOL_THREADS", help=THREADS_HELP)
 @click.pass_context
 def cli(ctx, verbose, quiet, threads):
     """Train and run sequence models on text, as JSON Lines stages.
@@ -84,7 +76,7 @@ def _finish(settings: Settings, report) -> None:
         click.echo(f"seqtool {name}: {line}", err=True)
 
 
-input_argument = click.argument("input", default="-", metavar="[INPUT]")
+input_argument = click.argument("input", default="-", metavar="[INPUT]", shell_complete=complete_files)
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS),
                              help="Input format [default: from the extension; jsonl for stdin].")
 skip_invalid_option = click.option(
@@ -93,6 +85,7 @@ skip_invalid_option = click.option(
 
 
 @cli.command()
+@common_options
 @input_argument
 @click.option("-o", "--output", metavar="FILE", help="Build a vocabulary and save it to FILE (vocab.json).")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="Apply the vocabulary saved in FILE instead (streams).")
@@ -136,6 +129,7 @@ def vocab(settings, input, output, vocab_file, fmt, token_column, tag_column, mi
 
 
 @cli.command()
+@common_options
 @input_argument
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Records per batch.")
 @click.option("--bucket", type=click.IntRange(0), default=0, show_default=True,
@@ -190,7 +184,8 @@ def _read_config(path: str | None) -> dict:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-model_option = click.option("-m", "--model", required=True, metavar="DIR", help="A model directory (seqtool train -o).")
+model_option = click.option("-m", "--model", required=True, metavar="DIR", shell_complete=complete_dirs,
+                            help="A model directory (seqtool train -o).")
 
 
 class DaskAddress(click.ParamType):
@@ -208,11 +203,11 @@ class DaskAddress(click.ParamType):
         return value
 
 
-inputs_argument = click.argument("input", nargs=-1, metavar="[INPUT]...")
+inputs_argument = click.argument("input", nargs=-1, metavar="[INPUT]...", shell_complete=complete_files)
 dask_option = click.option(
     "--dask", type=DaskAddress(), metavar="ADDRESS",
     help="Run on a Dask cluster: a scheduler (tcp://HOST:8786) or local:N worker processes (pip install "
-         "'seqtool[dask]'). INPUT... are then files or globs, read by the workers.")
+         "'seqtool[dask]', or '.[dask]' from a checkout). INPUT... are then files or globs, read by the workers.")
 outdir_option = click.option(
     "-o", "--output", metavar="DIR",
     help="With --dask: write the records to DIR/part-00000.jsonl, ... (in input order) instead of stdout.")
@@ -232,6 +227,7 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
 
 
 @cli.command()
+@common_options
 @click.option("--task", type=click.Choice(["tagger", "classifier", "siamese"]), help="What to train [default: tagger].")
 @click.option("--train", "train_file", default="-", metavar="FILE",
               help="Training records: raw (any format) or the output of vocab | pad with --vocab [default: stdin].")
@@ -308,17 +304,22 @@ def train(settings, task, train_file, dev, output, vocab_file, fmt, config_file,
 
 
 @cli.command()
+@common_options
 @model_option
 @inputs_argument
 @format_option
-@click.option("--output-format", type=click.Choice(["jsonl", "conll"]), default="jsonl", show_default=True,
-              help="conll: token gold predicted per line, for conlleval-style tools.")
+@click.option("--output-format", type=click.Choice(["jsonl", "conll", "inline"]), default="jsonl",
+              show_default=True,
+              help="conll: token [gold] predicted per line, for conlleval-style tools; inline: one line per "
+                   "record to read, [John]PER lives in [Paris]LOC (a classifier: label, tab, text).")
+@click.option("--text", "texts", multiple=True, metavar="TEXT",
+              help="Tag TEXT instead of reading INPUT (repeatable: one record each).")
 @batch_option
 @skip_invalid_option
 @dask_option
 @outdir_option
 @click.pass_obj
-def tag(settings, model, input, fmt, output_format, batch_size, skip_invalid, dask, output):
+def tag(settings, model, input, fmt, output_format, texts, batch_size, skip_invalid, dask, output):
     """Add a model's predictions to every record: tags and entities, or label and probs.
 
     Records stream through in order, batch by batch. A gold tags or label in
@@ -326,17 +327,23 @@ def tag(settings, model, input, fmt, output_format, batch_size, skip_invalid, da
 
     \b
     seqtool tag -m models/ner < new.jsonl > tagged.jsonl
+    seqtool tag -m models/ner --output-format inline --text "John lives in Paris"
     seqtool tag -m models/ner --dask local:4 'data/*.jsonl' -o tagged/
     """
     opts = {"format": fmt, "output_format": output_format, "batch_size": batch_size, "threads": settings.threads,
             "skip_invalid": skip_invalid, "progress": False if settings.quiet else None}
     stage = stage_function("tag", dask)
     if dask:
+        if texts:
+            raise UsageError("--text goes without --dask (a few texts are tagged in this process)")
         opts.update(dask=dask, output=output)
+    elif texts:
+        opts.update(texts=list(texts))
     _finish(settings, stage(model, _inputs(input, dask, output), _stdout(), **opts))
 
 
 @cli.command(name="eval")
+@common_options
 @click.option("-m", "--model", metavar="DIR", help="Tag INPUT with this model and score it.")
 @click.option("--pred", is_flag=True, help="INPUT is already tagged (seqtool tag or dedupe output): score it.")
 @inputs_argument
@@ -368,6 +375,7 @@ def evaluate(settings, model, pred, input, fmt, threshold, batch_size, skip_inva
 
 
 @cli.command()
+@common_options
 @model_option
 @inputs_argument
 @format_option
@@ -400,6 +408,7 @@ def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, ski
 
 
 @cli.command()
+@common_options
 @click.option("-m", "--model", metavar="DIR", help="The model to report on (seqtool train -o).")
 @click.option("--eval", "evals", multiple=True, metavar="FILE",
               help="Labelled records to score and show, as seqtool eval does (repeatable).")
@@ -430,8 +439,40 @@ def report(settings, model, evals, runs, output, png, batch_size):
     _finish(settings, result)
 
 
+@cli.command()
+@common_options
+@input_argument
+@click.option("-m", "--model", metavar="DIR",
+              help="Measure out-of-vocabulary words and unknown tags against this model.")
+@click.option("--vocab", "vocab_file", metavar="FILE", help="... or against this saved vocabulary (seqtool vocab -o).")
+@click.option("--dev", metavar="FILE", help="A dev file: its statistics, OOV rate and tags/labels that INPUT lacks.")
+@format_option
+@skip_invalid_option
+@click.pass_obj
+def inspect(settings, input, model, vocab_file, dev, fmt, skip_invalid):
+    """What a data set holds: counts, lengths, tags, labels, out-of-vocabulary rate.
+
+    INPUT (the training data) and --dev: records, tokens, sentence length
+    percentiles, tag, entity and label counts. The dev file's out-of-vocabulary
+    rate is measured against --model or --vocab when given, else against INPUT's
+    words; tags or labels in dev that INPUT never has are a warning. JSON on
+    stdout, the summary on stderr.
+
+    \b
+    seqtool inspect train.jsonl --dev dev.jsonl
+    seqtool inspect -m models/ner new.jsonl
+    """
+    from seqtool.stages.inspect import run_inspect
+
+    result, report = run_inspect(input, model=model, vocab=vocab_file, dev=dev, format=fmt,
+                                 skip_invalid=skip_invalid, progress=False if settings.quiet else None)
+    _print_json(result)
+    _finish(settings, report)
+
+
 @cli.command(name="run")
-@click.argument("pipeline", metavar="PIPELINE.yaml")
+@common_options
+@click.argument("pipeline", metavar="PIPELINE.yaml", shell_complete=complete_files)
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a variable of the file's vars.")
 @click.option("--dry-run", is_flag=True, help="Check the file and print what would run (stdout); run nothing.")
 @click.option("--force", is_flag=True, help="Run every selected step, even when unchanged since its last run.")

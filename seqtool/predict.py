@@ -19,6 +19,7 @@ import collections
 import gc
 import itertools
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from seqtool.data.chars import char_matrix
 from seqtool.data.dataset import Ragged, TaskData, make_batch
+from seqtool.data.jsonl import dumps
 from seqtool.data.metrics import spans
 from seqtool.data.tokenize import token_offsets
 from seqtool.data.vocab import Vocab, prepare
@@ -37,6 +39,8 @@ from seqtool.model.inference import pair_similarities, predict_labels, predict_t
 from seqtool.model.layers import Layer
 from seqtool.model.tasks import build_model, encode, reads_chars, set_weights
 from seqtool.model.token_cache import TokenCache
+from seqtool.verbose import log, phase
+from seqtool.wording import plural
 
 INTERNAL_KEYS = ("ids", "tag_ids", "label_id", "q1_ids", "q2_ids")
 # An input of fewer records than one batch and at most this many tokens is predicted in numpy: below
@@ -49,6 +53,7 @@ class LoadedModel:
 
     def __init__(self, path: str):
         self.path = path
+        start = time.perf_counter()
         self.config, weights, vocab, self.metrics = modelio.load_model(path)
         self.vocab = Vocab.from_dict(vocab, path)
         self.task = self.config["task"]
@@ -56,6 +61,8 @@ class LoadedModel:
                                  n_chars=len(self.vocab.chars),
                                  tag_names=self.vocab.tags.names if self.task == "tagger" else None)
         set_weights(self.model, weights)
+        log.info("model %s: a %s, %s words, loaded in %.2f s", path, self.task, len(self.vocab.words),
+                 time.perf_counter() - start)
         self.char_rows: dict = {}   # token -> its character row, shared by the chunks of a stream
         self._token_cache: TokenCache | None | bool = False   # built on first use (kernels only)
 
@@ -119,11 +126,20 @@ def tag_chunks(loaded: LoadedModel, records: Iterator[dict], batch_size: int = 2
     if not first:
         return
     if len(first) < batch_size and sum(len(r["tokens"]) for r in first) <= SMALL_INPUT_TOKENS:
-        with numpy_inference():
-            yield annotate(loaded, first, _compute(loaded, *_prepare(loaded, first)))
+        log.info("a small input (%s, under one batch): predicted in numpy, numba not needed",
+                 plural(len(first), "record"))
+        with phase("predict (numpy)"):
+            with numpy_inference():
+                chunk = annotate(loaded, first, _compute(loaded, *_prepare(loaded, first)))
+        yield chunk
         return
     configure(threads)
-    yield from _stream(loaded, records, first, batch_size)
+    start = time.perf_counter()
+    for n, chunk in enumerate(_stream(loaded, records, first, batch_size)):
+        if n == 0:
+            log.info("first chunk of %s: %.2f s (loading or compiling the kernels included)",
+                     plural(len(chunk), "record"), time.perf_counter() - start)
+        yield chunk
 
 
 def predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
@@ -273,6 +289,43 @@ def conll_lines(rec: dict) -> str:
     if gold is None:
         return "".join(f"{t} {p}\n" for t, p in zip(rec["tokens"], rec["tags"])) + "\n"
     return "".join(f"{t} {g} {p}\n" for t, g, p in zip(rec["tokens"], gold, rec["tags"])) + "\n"
+
+
+def inline_line(rec: dict) -> str:
+    """A predicted record for a person at a terminal, one line: a tagger's entities in brackets followed by
+    their type, ``[John]PER lives in [Paris]LOC`` (in the original text when the record came from ``text``,
+    else in its tokens joined by spaces); a classifier's ``label<TAB>text``."""
+    if "label" in rec and "tags" not in rec:
+        return f"{rec['label']}\t{_shown_text(rec)}\n"
+    text = rec.get("text")
+    entities = rec.get("entities", [])
+    if isinstance(text, str) and all("start_char" in e for e in entities):
+        cuts = [(e["start_char"], e["end_char"], e["type"]) for e in entities]
+    else:
+        tokens = rec["tokens"]
+        text = " ".join(tokens)
+        starts = [0]
+        for token in tokens:
+            starts.append(starts[-1] + len(token) + 1)      # token i spans starts[i] .. starts[i+1] - 1
+        cuts = [(starts[e["start"]], starts[e["end"]] - 1, e["type"]) for e in entities]
+    pieces, at = [], 0
+    for start, end, typ in cuts:
+        pieces += [text[at:start], "[", text[start:end], "]", typ]
+        at = end
+    return ("".join(pieces) + text[at:]).replace("\n", " ") + "\n"
+
+
+def _shown_text(rec: dict) -> str:
+    text = rec.get("text")
+    return " ".join(text.split()) if isinstance(text, str) else " ".join(rec.get("tokens", []))
+
+
+def json_line(rec: dict) -> str:
+    return dumps(rec) + "\n"
+
+
+# --output-format NAME -> a predicted record as the text written for it
+OUTPUT_FORMATS = {"jsonl": json_line, "conll": conll_lines, "inline": inline_line}
 
 
 def predicted(loaded: LoadedModel, numbered: Iterator[tuple[int, dict]], batch_size: int):

@@ -46,3 +46,18 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_data() -> Path:
     return REPO / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, sample_data) -> dict:
+    """Small models trained once per session on sample_data, in seconds: {"ner", "clf", "siamese"} -> directory."""
+    import seqtool
+
+    d = tmp_path_factory.mktemp("tiny-models")
+    tiny = dict(epochs=2, hidden=16, embed=8, progress=False, threads=1)
+    seqtool.train(str(sample_data / "ner.jsonl"), output=str(d / "ner"), task="tagger",
+                  dev=str(sample_data / "ner_dev.jsonl"), **tiny)
+    seqtool.train(str(sample_data / "tweets.jsonl"), output=str(d / "clf"), task="classifier", **tiny)
+    seqtool.train(str(sample_data / "pairs.jsonl"), output=str(d / "siamese"), task="siamese",
+                  dev=str(sample_data / "pairs.jsonl"), **tiny)
+    return {k: str(d / k) for k in ("ner", "clf", "siamese")}

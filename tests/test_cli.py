@@ -47,7 +47,7 @@ def test_vocab_applies_a_saved_vocabulary(vocab_file):
     result = run("vocab", "--vocab", vocab_file, input=b'{"tokens": ["Bo", "ran"], "tags": ["B-PER", "O"]}\n')
     assert result.exit_code == 0
     assert lines(result.stdout) == [{"tokens": ["Bo", "ran"], "tags": ["B-PER", "O"], "ids": [2, 1], "tag_ids": [1, 0]}]
-    assert result.stderr == f"seqtool vocab: 1 records, ids from {vocab_file}\n"
+    assert result.stderr == f"seqtool vocab: 1 record, ids from {vocab_file}\n"
 
 
 def test_unknown_tag_names_the_tag_and_the_line(vocab_file):
@@ -125,7 +125,7 @@ def test_pad_pads_within_batches(vocab_file):
         '"mask":[1,1,1],"length":3,"batch":0}\n'
         '{"id":"b","tokens":["Bo","left"],"tags":["B-PER","O"],"meta":{"x":[1,null]},"ids":[2,4,0],"tag_ids":[1,0,0],'
         '"mask":[1,1,0],"length":2,"batch":0}\n')
-    assert result.stderr == "seqtool pad: 2 records in 1 batches; 16.7% of the positions are padding\n"
+    assert result.stderr == "seqtool pad: 2 records in 1 batch; 16.7% of the positions are padding\n"
 
 
 def test_pad_to_a_length_reports_truncation():
@@ -133,8 +133,8 @@ def test_pad_to_a_length_reports_truncation():
     assert result.exit_code == 0
     assert lines(result.stdout) == [{"ids": [5, 6], "mask": [1, 1], "length": 2, "batch": 0},
                                     {"ids": [5, 0], "mask": [1, 0], "length": 1, "batch": 0}]
-    assert result.stderr == ("seqtool pad: truncated 1 records to 2 tokens\n"
-                             "seqtool pad: 2 records in 1 batches; 25.0% of the positions are padding\n")
+    assert result.stderr == ("seqtool pad: truncated 1 record to 2 tokens\n"
+                             "seqtool pad: 2 records in 1 batch; 25.0% of the positions are padding\n")
 
 
 def test_pad_errors_and_empty_input():

@@ -118,7 +118,8 @@ def test_dask_without_the_extra_is_a_one_line_usage_error(monkeypatch, tmp_path)
                  ["dedupe", "-m", "m", "--group", "--dask", "local:1", "in.jsonl"]):
         result = run(*args)
         assert result.exit_code == 2
-        assert result.stderr == f"seqtool {args[0]}: --dask needs the dask extra: pip install 'seqtool[dask]'\n"
+        assert result.stderr == (f"seqtool {args[0]}: --dask needs the dask extra: pip install 'seqtool[dask]' "
+                                 "(from a checkout of the repository: pip install '.[dask]')\n")
     assert not (tmp_path / "out").exists()
 
 

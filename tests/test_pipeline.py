@@ -226,7 +226,7 @@ CASES = {
           pad:
             from: vocb
             output: p.jsonl
-        """, "6: step pad: input: from: no step named 'vocb' before this one (did you mean 'vocab'?)"),
+        """, "6: step pad: from: no step named 'vocb' before this one (did you mean 'vocab'?)"),
     "a later step": ("""
         steps:
           pad:
@@ -244,7 +244,7 @@ CASES = {
           pad:
             from: train
             output: p.jsonl
-        """, "6: step pad: input: from: train is a train step, which makes no records (records come from vocab, "
+        """, "6: step pad: from: train is a train step, which makes no records (records come from vocab, "
              "pad, tag and dedupe steps)"),
     "undefined variable": ("""
         vars:

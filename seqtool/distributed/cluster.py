@@ -19,7 +19,8 @@ from typing import BinaryIO
 from seqtool.errors import DataError, SeqtoolError, UsageError
 from seqtool.data.jsonl import InvalidRecords
 
-EXTRA = "--dask needs the dask extra: pip install 'seqtool[dask]'"
+EXTRA = ("--dask needs the dask extra: pip install 'seqtool[dask]' (from a checkout of the repository: "
+         "pip install '.[dask]')")
 _ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
 
 

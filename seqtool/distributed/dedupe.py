@@ -24,8 +24,9 @@ from seqtool.distributed.cluster import (
     import_distributed,
     progress_bar,
 )
-from seqtool.errors import DataError, SeqtoolError
+from seqtool.errors import SeqtoolError
 from seqtool.stages.base import Report
+from seqtool.wording import plural
 
 
 def run_groups(session: Session, model: str, parts: list, opts: dict, output: str | None, sink,
@@ -39,8 +40,8 @@ def run_groups(session: Session, model: str, parts: list, opts: dict, output: st
     sizes = [m["records"] for m in metas]
     offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
     n = offsets[-1]
-    if n == 0:
-        raise DataError("no records", files[0] if len(files) == 1 else " ".join(files))
+    if n == 0:                                   # nothing in, nothing out: as in one process
+        return Report(plural(0, "record"))
     ids = [i if has else off + k for m, off in zip(metas, offsets)
            for k, (i, has) in enumerate(zip(m["ids"], m["has_id"]))]
     blocks = [client.submit(tasks.block, *_block_inputs(encoded, offsets, b0, min(n, b0 + BLOCK)), pure=False)
@@ -55,8 +56,8 @@ def run_groups(session: Session, model: str, parts: list, opts: dict, output: st
                for p, lo, hi in zip(parts, offsets, offsets[1:])]
     written = sum(r["records"] for r in collect(session, futures, parts, progress=progress, desc="write",
                                                  on_result=sink))
-    return Report(f"{written} records in {len(set(group))} groups at threshold {opts['tau']:.4f}, "
-                  f"{len(blocks)} block{'' if len(blocks) == 1 else 's'}")
+    return Report(f"{plural(written, 'record')} in {plural(len(set(group)), 'group')} at threshold {opts['tau']:.4f}, "
+                  f"{plural(len(blocks), 'block')}")
 
 
 def _block_inputs(encoded: list, offsets: list[int], b0: int, b1: int) -> tuple:

@@ -45,6 +45,7 @@ from seqtool.distributed.parts import (
 )
 from seqtool.errors import DataError, UsageError
 from seqtool.stages.base import Report
+from seqtool.wording import plural
 
 
 def _start(inputs, format: str | None, batch_size: int, skip_invalid: bool, threads: int | None,
@@ -92,9 +93,7 @@ def _sink(output: str | None, out: BinaryIO | None):
 
 
 def _where(parts: list, session: Session) -> str:
-    def n(count: int, noun: str) -> str:
-        return f"{count} {noun}{'' if count == 1 else 's'}"
-    return f"{n(len(parts), 'partition')} on {n(session.workers, 'worker')}"
+    return f"{plural(len(parts), 'partition')} on {plural(session.workers, 'worker')}"
 
 
 # ---------------------------------------------------------------- tag
@@ -114,6 +113,8 @@ def run_tag(model: str, inputs, out: BinaryIO | None = None, *, dask: str, outpu
         raise UsageError(f"{model} is a {task} model: use seqtool dedupe", model)
     if output_format == "conll" and task != "tagger":
         raise UsageError("--output-format conll is for taggers")
+    if output_format == "inline":
+        raise UsageError("--output-format inline is for reading in a terminal: use it without --dask")
     files, opts = _start(inputs, format, batch_size, skip_invalid, threads, output_format=output_format,
                          delay=delay)
     with connect(dask, threads) as session, parts_dir(output):
@@ -122,7 +123,8 @@ def run_tag(model: str, inputs, out: BinaryIO | None = None, *, dask: str, outpu
         futures = [session.client.submit(tasks.tag_part, p, model, opts, output, pure=False) for p in parts]
         results = collect(session, futures, parts, progress=progress, desc="tag", on_result=_sink(output, out))
     n, tokens = sum(r["records"] for r in results), sum(r["tokens"] for r in results)
-    return Report(f"{n} records, {tokens} tokens tagged ({_where(counted, session)})", warnings(counted))
+    return Report(f"{plural(n, 'record')}, {plural(tokens, 'token')} tagged ({_where(counted, session)})",
+                  warnings(counted))
 
 
 # ---------------------------------------------------------------- eval
@@ -148,7 +150,6 @@ def run_eval(inputs, *, dask: str, model: str | None = None, pred: bool = False,
     files, opts = _start(inputs, format, batch_size, skip_invalid, threads)
     task, tau = _eval_task(files, model, format, threshold, skip_invalid)
     opts["tau"] = tau
-    name = files[0] if len(files) == 1 else " ".join(files)
     with connect(dask, threads) as session:
         opts["threads"] = session.threads
         mode = "pred" if model is None else "pairs" if task == "siamese" else "tag"
@@ -156,8 +157,9 @@ def run_eval(inputs, *, dask: str, model: str | None = None, pred: bool = False,
         futures = [session.client.submit(tasks.eval_part, p, model, task, opts, pure=False) for p in parts]
         results = collect(session, futures, parts, progress=progress, desc="eval")
     n = sum(r["records"] for r in results)
-    if n == 0:
-        raise DataError("no records", name)
+    if n == 0:                                   # as stages/eval.nothing_scored, in one process
+        return {"task": task, "records": 0}, Report(plural(0, "record"),
+                                                    [*warnings(counted), "no records: nothing to score"])
     if task == "siamese":
         import numpy as np
 
@@ -224,5 +226,6 @@ def run_dedupe(model: str, inputs, out: BinaryIO | None = None, *, dask: str, ou
         futures = [session.client.submit(tasks.pairs_part, p, model, opts, output, pure=False) for p in parts]
         results = collect(session, futures, parts, progress=progress, desc="dedupe", on_result=_sink(output, out))
     n, dup = sum(r["records"] for r in results), sum(r["duplicates"] for r in results)
-    return Report(f"{n} pairs, {dup} duplicates at threshold {tau:.4f} ({_where(counted, session)})",
+    return Report(f"{plural(n, 'pair')}, {plural(dup, 'duplicate')} at threshold {tau:.4f} "
+                  f"({_where(counted, session)})",
                   warnings(counted))

@@ -69,12 +69,12 @@ def _product(pipeline: Pipeline, step: Step, key: str, ref: Ref, seen: dict, pat
         else:
             hint = get_close_matches(ref.step, list(seen), 1)
             why = f"no step named {ref.step!r} before this one" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        raise UsageError(f"step {step.name}: {key}: from: {why}", path, line)
+        raise UsageError(f"step {step.name}: {_from(step, key)}: {why}", path, line)
     maker = seen[ref.step]
     wanted = READS[key]
     if maker.stage not in MAKERS[wanted] or (wanted == "vocab" and "output" not in maker.options):
         noun, makers = _NOUNS[wanted]
-        raise UsageError(f"step {step.name}: {key}: from: {ref.step} is a {maker.stage} step, which makes no "
+        raise UsageError(f"step {step.name}: {_from(step, key)}: {ref.step} is a {maker.stage} step, which makes no "
                          f"{noun} ({noun} come from {makers})", path, line)
     if wanted == "records":
         if maker.sink is None:
@@ -102,7 +102,7 @@ def _required(step: Step, path: str) -> None:
         return
     key = "train" if step.stage == "train" else "input"
     if step.stage != "report":
-        need(key in opts, f"no input: give {key}: FILE or from: STEP")
+        need(key in opts, "no input: give input: FILE or from: STEP")
     if step.stage == "vocab":
         need(("output" in opts) != ("vocab" in opts),
              "give output: FILE to build a vocabulary, or vocab: FILE to apply a saved one (one of them)")
@@ -155,10 +155,31 @@ def _exists(pipeline: Pipeline, step: Step, key: str, p: str, path: str) -> None
     if not os.path.exists(p):
         ap = os.path.abspath(p)
         maker = next((s.name for s in pipeline.steps if ap in map(os.path.abspath, s.outputs)), None)
-        why = f" (step {maker} makes it, but does not run before this step)" if maker else ""
-        raise UsageError(f"step {step.name}: {key}: no such {_kind(key)}: {p}{why}", path, line)
+        why = f" (step {maker} makes it, but does not run before this step)" if maker else _data_hint(path)
+        raise UsageError(f"step {step.name}: {step.shown(key)}: no such {_kind(key)}: {p}{why}", path, line)
     if key == "model" and not os.path.isdir(p):
         raise UsageError(f"step {step.name}: model: not a model directory: {p}", path, line)
+
+
+def _from(step: Step, key: str) -> str:
+    """Where a ``from:`` was written: ``input: from`` (``input: {from: STEP}``), or ``from`` (the step's own)."""
+    shown = step.shown(key)
+    return "from" if shown == "from" else f"{shown}: from"
+
+
+def _data_hint(path: str) -> str:
+    """For a pipeline that finds its corpora through ``${env.SEQTOOL_DATA...}`` (a copy taken out of the
+    repository no longer has ``../shared/data`` beside it): how to point it at them."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            uses_it = "env.SEQTOOL_DATA" in f.read()
+    except OSError:
+        return ""
+    if not uses_it:
+        return ""
+    now = f" (now {os.environ['SEQTOOL_DATA']})" if os.environ.get("SEQTOOL_DATA") else " (not set)"
+    return (f"; this pipeline reads its corpora from $SEQTOOL_DATA{now}, else ../shared/data beside the "
+            "repository: set SEQTOOL_DATA=/path/to/data")
 
 
 def _kind(key: str) -> str:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import click
 
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_USAGE, LockedError, SeqtoolError, UsageError
+from seqtool.pipeline.closing import closing_lines
 from seqtool.pipeline.links import read_pipeline
 from seqtool.pipeline.spec import Pipeline
 from seqtool.pipeline.state import RunLog, State, locked, step_key
@@ -101,7 +102,8 @@ def _run(pipeline: Pipeline, log: RunLog, force: bool, quiet: bool, threads, set
     seconds = _since(t0)
     log("run", status="ok", seconds=seconds, **{k: v for k, v in counts.items()})
     done = ", ".join(f"{n} {k}" for k, n in counts.items())
-    return Report(f"{pipeline.stem}: {done} in {seconds:.1f}s (log: {pipeline.log})")
+    closing = "".join(f"\n  {line}" for line in closing_lines(pipeline, _runs(pipeline)))
+    return Report(f"{pipeline.stem}: {done} in {seconds:.1f}s (log: {pipeline.log}){closing}")
 
 
 def _step(step, state: State, log: RunLog, force: bool, quiet: bool, threads) -> str:

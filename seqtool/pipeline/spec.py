@@ -60,6 +60,11 @@ class Step:
     sink: str | None = None            # the file the stage's stdout goes to (None: nowhere)
     inputs: dict = field(default_factory=dict)   # option name -> path read (file or model directory)
     outputs: list = field(default_factory=list)  # paths written
+    written: dict = field(default_factory=dict)  # option name -> the key as the YAML file spells it
+
+    def shown(self, key: str) -> str:
+        """``key`` as the user wrote it (``output-format``, ``input``), for messages; never the internal name."""
+        return self.written.get(key, key.replace("_", "-"))
 
 
 @dataclass
@@ -89,6 +94,8 @@ def stage_params(stage: str) -> dict:
 
     params = {}
     for p in cli.commands[stage].params:
+        if not p.expose_value:   # -q, -v, --threads (cliopts.py): settings of the whole run, not of a step
+            continue
         longs = [o for o in p.opts if o.startswith("--")] or p.opts
         params[longs[0].lstrip("-").replace("-", "_")] = p
     params.pop("config", None)   # a pipeline step holds the options itself
@@ -136,6 +143,7 @@ def _underscored(mapping: Mapping, path: str, where: str, skip=lambda key: False
     """``mapping`` with ``-`` in its keys read as ``_`` (``batch-size`` is ``batch_size``)."""
     out = Mapping()
     out.line = mapping.line
+    out.written = {}                   # normalised key -> as written
     for key, value in mapping.items():
         if skip(key):
             continue
@@ -143,7 +151,7 @@ def _underscored(mapping: Mapping, path: str, where: str, skip=lambda key: False
         if norm in out:
             raise UsageError(f"{where}{key!r} is given twice (first on line {out.lines[norm]})", path,
                              mapping.line_of(key))
-        out[norm], out.lines[norm] = value, mapping.line_of(key)
+        out[norm], out.lines[norm], out.written[norm] = value, mapping.line_of(key), key
     return out
 
 
@@ -203,7 +211,7 @@ class _Builder:
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise UsageError(f"step {name}: unknown stage {show(stage)}{did}; expected one of: {', '.join(STAGES)}",
                              self.path, body.line_of("stage"))
-        step = Step(name, stage, line, {}, {})
+        step = Step(name, stage, line, {}, {}, written=dict(body.written))
         allowed = self._allowed(stage)
         self._check_keys(step, body, allowed)
         for key, raw in body.items():
@@ -242,8 +250,8 @@ class _Builder:
         if isinstance(raw, Mapping) and key in READS and set(raw) == {"from"}:
             raw = Ref(self.env.expand(raw["from"], raw.line_of("from")))
             if not isinstance(raw.step, str):
-                raise UsageError(f"step {step.name}: {key}: from: expected a step name, got {show(raw.step)}",
-                                 self.path, line)
+                raise UsageError(f"step {step.name}: {step.shown(key)}: from: expected a step name, "
+                                 f"got {show(raw.step)}", self.path, line)
             return raw
         value = self.env.expand(raw, line)
         if getattr(kind, "multiple", False):        # a repeatable option (report's eval): one value or a list
@@ -256,11 +264,11 @@ class _Builder:
             value = _typed(value, kind)
         except _Expected as e:
             refs = " or {from: STEP}" if key in READS else ""
-            raise UsageError(f"step {step.name}: {key}: expected {e.what}{refs}, got {show(value)}",
+            raise UsageError(f"step {step.name}: {step.shown(key)}: expected {e.what}{refs}, got {show(value)}",
                              self.path, line) from None
         if kind == "path" or isinstance(getattr(kind, "type", None), (click.Path, click.File)):
             if value == "-":
-                raise UsageError(f"step {step.name}: {key}: a pipeline reads and writes files, not - "
+                raise UsageError(f"step {step.name}: {step.shown(key)}: a pipeline reads and writes files, not - "
                                  "(stdin/stdout)", self.path, line)
             return self.resolve(value)
         return value
@@ -274,10 +282,13 @@ class _Builder:
                 raise UsageError(f"step {step.name}: give input or train (the same thing), not both",
                                  self.path, lines["input"])
             opts["train"], lines["train"] = opts.pop("input"), lines.pop("input")
+            step.written["train"] = step.written.pop("input")
         if "from" in opts:
             if key in opts:
-                raise UsageError(f"step {step.name}: give {key} or from, not both", self.path, lines["from"])
+                raise UsageError(f"step {step.name}: give {step.shown(key)} or from, not both", self.path,
+                                 lines["from"])
             opts[key], lines[key] = Ref(opts.pop("from")), lines.pop("from")
+            step.written[key] = step.written.pop("from")
 
 
 class _Expected(Exception):

@@ -19,6 +19,7 @@ from seqtool.errors import DataError
 from seqtool.data.jsonl import replacing
 from seqtool.distributed import stage_function
 from seqtool.pipeline.spec import OWN_OUTPUT, Step, stage_params
+from seqtool.wording import plural
 
 
 @dataclass
@@ -77,7 +78,8 @@ def _eval(opts, out, progress, threads) -> Outcome:
     result, report = run_eval(opts.pop("input"), threads=threads, **opts)
     out.write((json.dumps(result, default=float) + "\n").encode())
     scores = [f"{k} {result[k]:.4f}" for k in SCORES if isinstance(result.get(k), float)]
-    return Outcome("ok", f"{result.get('records')} records: {', '.join(scores)}", list(report.warnings), result)
+    summary = f"{plural(result.get('records') or 0, 'record')}: {', '.join(scores) or 'nothing scored'}"
+    return Outcome("ok", summary, list(report.warnings), result)
 
 
 def _dedupe(opts, out, progress, threads) -> Outcome:

@@ -22,10 +22,11 @@ import numpy as np
 
 from seqtool.data.jsonl import STDIN, dumps, parse_record, write_records
 from seqtool.data.readers import Source
-from seqtool.errors import DataError, UsageError
+from seqtool.errors import UsageError
 from seqtool.model.siamese import UnionFind
 from seqtool.predict import LoadedModel, encode_pair, encode_text, encode_texts, load_siamese, pair_chunks
 from seqtool.stages.base import Report, source_warnings
+from seqtool.wording import plural
 
 BLOCK = 2048
 
@@ -55,7 +56,7 @@ def write_pairs(loaded: LoadedModel, tau: float, src: Source, out: BinaryIO, bat
     for chunk in pair_chunks(loaded, tau, src.map(lambda r: encode_pair(loaded, r, require_gold)), batch_size):
         dup += sum(rec["is_duplicate"] for rec in chunk)
         n += write_records(chunk, out)
-    return Report(f"{n} pairs, {dup} duplicates at threshold {tau:.4f}", source_warnings(src))
+    return Report(f"{plural(n, 'pair')}, {plural(dup, 'duplicate')} at threshold {tau:.4f}", source_warnings(src))
 
 
 # ---------------------------------------------------------------- group mode
@@ -64,8 +65,8 @@ def _group(loaded, tau, src, out, top_k, batch_size, progress) -> Report:
     with tempfile.TemporaryFile() as spill:
         vectors, ids = encode_source(loaded, src, spill, batch_size)
         n = len(vectors)
-        if n == 0:
-            raise DataError("no records", src.name)
+        if n == 0:                             # nothing in, nothing out, as in pairs mode and every stage
+            return Report(plural(0, "record"), source_warnings(src))
         if top_k:
             neighbours = nearest(vectors, min(top_k, n - 1))
         else:
@@ -86,9 +87,10 @@ def _group(loaded, tau, src, out, top_k, batch_size, progress) -> Report:
                 yield rec
         written = write_records(annotated(), out)
     if top_k:
-        return Report(f"{written} records, {top_k} nearest neighbours each")
+        return Report(f"{plural(written, 'record')}, {plural(top_k, 'nearest neighbour')} each")
     n_groups = len(set(groups.tolist()))
-    return Report(f"{written} records in {n_groups} groups at threshold {tau:.4f}", source_warnings(src))
+    return Report(f"{plural(written, 'record')} in {plural(n_groups, 'group')} at threshold {tau:.4f}",
+                  source_warnings(src))
 
 
 def encode_source(loaded: LoadedModel, src: Source, spill=None, batch_size: int = 256):

@@ -7,11 +7,13 @@ Counts are accumulated a chunk at a time, so memory is flat in the input.
 import itertools
 
 from seqtool.errors import DataError, UsageError
+from seqtool.data.datastats import unseen
 from seqtool.data.jsonl import STDIN
 from seqtool.data.metrics import (ClassifierScorer, EntityScorer, PairScorer, format_classifier_report,
                              format_entity_report, format_pair_report)
 from seqtool.data.readers import Source
-from seqtool.stages.base import Report
+from seqtool.stages.base import Report, source_warnings
+from seqtool.wording import plural
 
 
 def run_eval(input: str = STDIN, *, model: str | None = None, pred: bool = False, format: str | None = None,
@@ -21,6 +23,7 @@ def run_eval(input: str = STDIN, *, model: str | None = None, pred: bool = False
     if (model is None) == (not pred):
         raise UsageError("give -m MODEL to tag and score labelled records, or --pred for records already tagged")
     src = Source(input, format, skip_invalid=skip_invalid)
+    known = None                                                # the model's tags or labels
     if pred:
         task, records = None, iter(src)                         # (line, record)
     else:
@@ -33,7 +36,8 @@ def run_eval(input: str = STDIN, *, model: str | None = None, pred: bool = False
         if task == "siamese":
             return _eval_pairs(model, src, threshold, batch_size)
         records = predicted(loaded, src.map_numbered(loaded.encode), batch_size)
-    scorer, n = None, 0
+        known = loaded.vocab.tags.names if task == "tagger" else loaded.vocab.labels.names
+    scorer, n, gold = None, 0, set()
     for n, (lineno, rec) in enumerate(records, 1):
         if scorer is None:
             task = task or guess_task(rec, src.name, lineno)
@@ -41,12 +45,23 @@ def run_eval(input: str = STDIN, *, model: str | None = None, pred: bool = False
                 return _score_pairs(itertools.chain([(lineno, rec)], records), src, threshold)
             scorer = EntityScorer() if task == "tagger" else ClassifierScorer()
         add_record(scorer, task, rec, src.name, lineno)
+        gold.update(rec.get("gold_tags") or (rec.get("gold_label"),))
     if scorer is None:
-        raise DataError("no records", src.name)
+        return nothing_scored(task, src)
     result = scorer.result()
     table = format_entity_report(result) if task == "tagger" else format_classifier_report(result)
-    return {"task": task, "records": n, **result}, Report(table.rstrip("\n"),
-                                                           [w for w in [src.reject.warning()] if w])
+    never = unseen(gold, known) if known is not None else []
+    warning = (f"{plural(len(never), 'gold ' + ('tag' if task == 'tagger' else 'label'))} the model never saw in "
+               f"training (scored as errors, it cannot predict them): {', '.join(map(str, never))}") if never else None
+    return {"task": task, "records": n, **result}, Report(table.rstrip("\n"), source_warnings(src, warning))
+
+
+def nothing_scored(task: str | None, src: Source) -> tuple[dict, Report]:
+    """An empty input scores nothing: exit 0 like every other stage on empty input (an empty shard in a
+    ``tag | eval --pred`` pipeline is not an error), with JSON a script can still read and a warning that
+    always shows, so an empty dev file does not pass unseen."""
+    report = Report(plural(0, "record"), source_warnings(src, "no records: nothing to score"))
+    return {"task": task, "records": 0}, report
 
 
 def guess_task(rec: dict, name: str, n: int) -> str:
@@ -85,7 +100,7 @@ def _score_pairs(records, src: Source, threshold: float | None) -> tuple[dict, R
         sims.append(rec["similarity"])
         gold.append(int(rec["gold_is_duplicate"]))
     if not sims:
-        raise DataError("no records", src.name)
+        return nothing_scored("siamese", src)
     scorer.add(sims, gold)
     result = scorer.result(threshold)
     return {"task": "siamese", "records": len(sims), **result}, Report(format_pair_report(result).rstrip("\n"))

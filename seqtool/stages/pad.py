@@ -7,6 +7,7 @@ from seqtool.data.jsonl import write_records
 from seqtool.data.readers import Source
 from seqtool.errors import UsageError
 from seqtool.stages.base import Report, progress_bar, source_warnings
+from seqtool.wording import plural
 
 
 def run_pad(input: str = "-", out: BinaryIO | None = None, *, batch_size: int = 32, bucket: int = 0,
@@ -31,8 +32,9 @@ def run_pad(input: str = "-", out: BinaryIO | None = None, *, batch_size: int = 
     stats = _PadStats()
     padded = pad_records(src.map(check), batch_size, bucket, length)
     n = write_records(progress_bar(stats.count(padded), progress, "pad"), out)
-    summary = f"{n} records in {stats.batches} batches; {stats.padding():.1%} of the positions are padding"
-    cut = f"truncated {truncated} records to {length} tokens" if truncated else None
+    summary = (f"{plural(n, 'record')} in {plural(stats.batches, 'batch', 'batches')}; "
+               f"{stats.padding():.1%} of the positions are padding")
+    cut = f"truncated {plural(truncated, 'record')} to {plural(length, 'token')}" if truncated else None
     return Report(summary, source_warnings(src, cut))
 
 

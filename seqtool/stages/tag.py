@@ -9,17 +9,19 @@ kept as ``gold_tags`` / ``gold_label`` (what ``seqtool eval --pred`` reads).
 import sys
 from typing import BinaryIO
 
-from seqtool.data.jsonl import STDIN, dumps
+from seqtool.data.jsonl import STDIN
 from seqtool.data.readers import Source
 from seqtool.errors import UsageError
-from seqtool.predict import LoadedModel, conll_lines, tag_chunks
+from seqtool.data.texts import TextArguments
+from seqtool.predict import OUTPUT_FORMATS, LoadedModel, tag_chunks
 from seqtool.stages.base import Report, source_warnings
+from seqtool.wording import plural
 
 
 def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, format: str | None = None,
             output_format: str = "jsonl", batch_size: int = 256, threads: int | None = None,
-            skip_invalid: bool = False, progress: bool | None = None) -> Report:
-    """Write every record of ``input`` with the model's predictions added."""
+            skip_invalid: bool = False, progress: bool | None = None, texts: list[str] | None = None) -> Report:
+    """Write every record of ``input`` (or of ``texts``: ``--text`` values) with the model's predictions added."""
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     loaded = LoadedModel(model)
@@ -28,16 +30,12 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
     if output_format == "conll" and loaded.task != "tagger":
         raise UsageError("--output-format conll is for taggers")
     out = out or sys.stdout.buffer
-    src = Source(input, format, skip_invalid=skip_invalid)
-    line = conll_lines if output_format == "conll" else _json_line
+    src = TextArguments(texts, input, skip_invalid) if texts else Source(input, format, skip_invalid=skip_invalid)
+    line = OUTPUT_FORMATS[output_format]
     n = tokens = 0
     for chunk in tag_chunks(loaded, src.map(loaded.encode), batch_size, threads):
         out.write("".join([line(rec) for rec in chunk]).encode())    # one write a chunk
         n += len(chunk)
         tokens += sum(len(r["tokens"]) for r in chunk)
     out.flush()
-    return Report(f"{n} records, {tokens} tokens tagged", source_warnings(src))
-
-
-def _json_line(rec: dict) -> str:
-    return dumps(rec) + "\n"
+    return Report(f"{plural(n, 'record')}, {plural(tokens, 'token')} tagged", source_warnings(src))

@@ -8,6 +8,7 @@ from seqtool.data.readers import Source
 from seqtool.data.vocab import Counts, Vocab, prepare
 from seqtool.errors import DataError, UsageError
 from seqtool.stages.base import Report, progress_bar, source_warnings
+from seqtool.wording import plural
 
 
 def run_vocab(input: str = "-", out: BinaryIO | None = None, *, output: str | None = None,
@@ -30,7 +31,7 @@ def run_vocab(input: str = "-", out: BinaryIO | None = None, *, output: str | No
     if vocab is not None:
         saved = Vocab.from_json(vocab)
         n = write_records(progress_bar(src.map(saved.encode), progress, "vocab"), out)
-        return Report(f"{n} records, ids from {vocab}", source_warnings(src))
+        return Report(f"{plural(n, 'record')}, ids from {vocab}", source_warnings(src))
     counts = Counts()
     with tempfile.TemporaryFile() as spill:
         for record in progress_bar(src.map(prepare), progress, "counting"):
@@ -43,6 +44,6 @@ def run_vocab(input: str = "-", out: BinaryIO | None = None, *, output: str | No
         built.to_json(output)
         spill.seek(0)
         n = write_records(progress_bar(map(built.add_ids, map(parse_record, spill)), progress, "writing"), out)
-    summary = (f"{n} records; {len(built.words)} words, {len(built.tags)} tags, {len(built.labels)} labels, "
-               f"{len(built.chars)} characters -> {output}")
+    summary = (f"{plural(n, 'record')}; {plural(len(built.words), 'word')}, {plural(len(built.tags), 'tag')}, "
+               f"{plural(len(built.labels), 'label')}, {plural(len(built.chars), 'character')} -> {output}")
     return Report(summary, source_warnings(src))

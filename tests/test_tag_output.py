@@ -1,0 +1,98 @@
+"""tag --output-format inline (entities in brackets, for reading) and tag --text (repeatable), issue 13."""
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from seqtool.cli import cli
+from seqtool.predict import inline_line
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+def entity(typ, start, end, **chars):
+    return {"type": typ, "start": start, "end": end, **chars}
+
+
+def test_inline_brackets_the_entities_of_tokens():
+    rec = {"tokens": ["John", "lives", "in", "New", "York", "."],
+           "tags": ["B-PER", "O", "O", "B-LOC", "I-LOC", "O"],
+           "entities": [entity("PER", 0, 1), entity("LOC", 3, 5)]}
+    assert inline_line(rec) == "[John]PER lives in [New York]LOC .\n"
+
+
+def test_inline_keeps_the_original_text_when_there_is_one():
+    text = "John  lives in Paris, France."
+    rec = {"text": text, "tokens": ["John", "lives", "in", "Paris", ",", "France", "."],
+           "tags": ["B-PER", "O", "O", "B-LOC", "O", "B-LOC", "O"],
+           "entities": [entity("PER", 0, 1, start_char=0, end_char=4), entity("LOC", 3, 4, start_char=15,
+                                                                                end_char=20),
+                        entity("LOC", 5, 6, start_char=22, end_char=28)]}
+    assert inline_line(rec) == "[John]PER  lives in [Paris]LOC, [France]LOC.\n"
+
+
+def test_inline_with_no_entity_is_the_sentence_and_an_entity_at_the_end_closes():
+    assert inline_line({"tokens": ["a", "b"], "tags": ["O", "O"], "entities": []}) == "a b\n"
+    assert inline_line({"tokens": ["a", "Bo"], "tags": ["O", "B-PER"],
+                        "entities": [entity("PER", 1, 2)]}) == "a [Bo]PER\n"
+
+
+def test_inline_is_one_line_per_record_even_for_a_text_with_a_newline():
+    rec = {"text": "a\nb", "tokens": ["a", "b"], "tags": ["O", "O"], "entities": []}
+    assert inline_line(rec) == "a b\n"
+
+
+def test_inline_for_a_classifier_is_label_tab_text():
+    assert inline_line({"text": "so  happy :)", "tokens": ["so", "happy", ":)"], "label": "positive",
+                        "probs": {}}) == "positive\tso happy :)\n"
+
+
+@pytest.mark.parametrize("model, data", [("ner", "ner_dev.jsonl"), ("clf", "tweets.jsonl")])
+def test_tag_inline_writes_what_the_jsonl_output_holds(tiny_models, model, data):
+    as_json = run("tag", "-m", tiny_models[model], SAMPLE / data)
+    inline = run("tag", "-m", tiny_models[model], SAMPLE / data, "--output-format", "inline")
+    assert inline.exit_code == 0, inline.stderr
+    expected = "".join(inline_line(json.loads(line)) for line in as_json.stdout.splitlines())
+    assert inline.stdout == expected
+    assert len(inline.stdout.splitlines()) == len(as_json.stdout.splitlines())
+
+
+def test_tag_text_tags_each_text_as_a_record(tiny_models):
+    texts = ["Aldana met Dorran Penhallow in Lowen Cross .", "Vantor said so ."]
+    result = run("tag", "-m", tiny_models["ner"], "--text", texts[0], "--text", texts[1])
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    piped = run("tag", "-m", tiny_models["ner"], input="".join(json.dumps({"text": t}) + "\n" for t in texts))
+    assert records == [json.loads(line) for line in piped.stdout.splitlines()]
+    assert [r["text"] for r in records] == texts
+    assert result.stderr == "seqtool tag: 2 records, 12 tokens tagged\n"
+
+
+def test_tag_text_with_inline_output(tiny_models):
+    result = run("tag", "-m", tiny_models["clf"], "--text", "so happy :)", "--output-format", "inline")
+    assert result.exit_code == 0
+    label = json.loads(run("tag", "-m", tiny_models["clf"], "--text", "so happy :)").stdout)["label"]
+    assert result.stdout == f"{label}\tso happy :)\n"
+
+
+def test_tag_text_and_an_input_file_is_a_usage_error(tiny_models):
+    result = run("tag", "-m", tiny_models["ner"], "--text", "a", SAMPLE / "ner_dev.jsonl")
+    assert result.exit_code == 2
+    assert result.stderr == f"seqtool tag: give INPUT ({SAMPLE / 'ner_dev.jsonl'}) or --text, not both\n"
+
+
+def test_a_bad_text_is_named_by_its_place(tiny_models):
+    result = run("tag", "-m", tiny_models["ner"], "--text", "fine", "--text", "   ")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("seqtool tag: --text:2: ")
+
+
+def test_inline_and_text_go_without_dask(tiny_models, tmp_path):
+    result = run("tag", "-m", tiny_models["ner"], "--dask", "local:1", "--text", "a")
+    assert result.exit_code == 2
+    assert "--text goes without --dask" in result.stderr
