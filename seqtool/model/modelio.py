@@ -43,6 +43,17 @@ def save_model(path, config: dict, weights: dict, vocab: dict, metrics: dict, *,
     atomicdir.replace_dir(path, files, "model", keep_previous)
 
 
+def check_model_path(path) -> None:
+    """Refuse, before any training, a ``path`` where save_model (or the checkpoint beside it) would fail."""
+    atomicdir.check_replaceable(path, MODEL_FILES, "model")
+    atomicdir.check_replaceable(checkpoint_path(path), CHECKPOINT_FILES, "checkpoint")
+
+
+def checkpoint_path(model_path) -> str:
+    """Where training keeps the checkpoint of the model it writes at ``model_path`` (--resume reads it)."""
+    return os.fspath(model_path).rstrip("/") + ".ckpt"
+
+
 def load_model(path) -> tuple[dict, dict, dict, dict]:
     """(config, weights, vocab, metrics) of the model directory at ``path``, checked."""
     files = _load_dir(path, MODEL_FILES, "model")

@@ -94,6 +94,33 @@ def stage_params(stage: str) -> dict:
     return params
 
 
+def options_file(path: str, stage: str) -> dict:
+    """The options of ``seqtool STAGE --config FILE``, by the command's parameter names.
+
+    FILE holds ``option: value`` pairs checked as a pipeline step's are (the command's own option
+    names, ``-`` or ``_``; types, ranges and choices): a key the command does not take is an error
+    with its line, never ignored. Relative paths resolve against the file's directory, as in a pipeline.
+    """
+    doc = _underscored(load(path, "a config file holds option: value pairs"), path, "")
+    params = stage_params(stage)
+    out = {}
+    for key, raw in doc.items():
+        line = doc.line_of(key)
+        if key not in params:
+            hint = get_close_matches(key, list(params), 1)
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise UsageError(f"unknown option {key!r} for seqtool {stage}{did}", path, line)
+        kind = "path" if key in PATH_KEYS else params[key]
+        try:
+            value = _typed(raw, kind)
+        except _Expected as e:
+            raise UsageError(f"{key}: expected {e.what}, got {show(raw)}", path, line) from None
+        if kind == "path" and value != "-":
+            value = os.path.normpath(os.path.join(os.path.dirname(path), os.path.expanduser(value)))
+        out[params[key].name] = value
+    return out
+
+
 def parse_sets(sets) -> dict:
     """``--set NAME=VALUE`` pairs -> {name: value read as a YAML scalar}."""
     out = {}
