@@ -317,3 +317,21 @@ def test_max_time_stops_mid_epoch_as_help_and_the_pipeline_say(tmp_path, sample_
     yaml_line = next(line for line in (REPO / "pipelines" / "ner-conll.yaml").read_text().splitlines()
                      if line.strip().startswith("max_time:"))
     assert "mid-epoch" in yaml_line and "end of the epoch" not in yaml_line
+
+
+def test_a_pipeline_train_step_is_held_to_the_same_rule_before_it_runs(tmp_path, sample_data):
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"steps:\n  train:\n    input: {sample_data / 'tweets.jsonl'}\n    output: m\n"
+                        "    task: classifier\n    embed: 4\n    margin: 0.3\n")
+    result = run("run", pipeline, "--dry-run")
+    assert (result.exit_code, result.stderr) == (
+        2, f"seqtool run: {pipeline}:7: step train: --margin does not apply to --task classifier: it is for siamese\n")
+
+
+def test_a_pipeline_train_step_without_task_infers_it(tmp_path, sample_data):
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"steps:\n  train:\n    input: {sample_data / 'tweets.jsonl'}\n    output: m\n"
+                        "    embed: 4\n    epochs: 1\n")
+    result = run("-q", "run", pipeline)
+    assert result.exit_code == 0, result.output
+    assert config_of(tmp_path / "m")["task"] == "classifier"

@@ -59,15 +59,14 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def misapplied(cfg: dict, given) -> str | None:
-    """Why an option in ``given`` is one that ``cfg["task"]``'s model never reads (None: all apply).
+def misapplied(task: str, given) -> tuple[str, str] | None:
+    """(option, why) for the first option in ``given`` that ``task``'s model never reads; None: all apply.
 
     One rule for every option: given for a task that would ignore it, it is refused, never dropped.
     """
-    task = cfg["task"]
     for name in sorted(given):
         if task not in ONLY_FOR_TASKS.get(name, TASKS):
-            return f"{flag(name)} does not apply to --task {task}: it is for {' and '.join(ONLY_FOR_TASKS[name])}"
+            return name, f"{flag(name)} does not apply to --task {task}: it is for {' and '.join(ONLY_FOR_TASKS[name])}"
     return None
 
 

@@ -237,7 +237,18 @@ class _Builder:
                 step.lines[key] = body.line_of(key)
                 step.options[key] = self._value(step, key, raw, allowed[key])
         self._shorthand(step)
+        if stage == "train":
+            self._train_options_apply(step)
         return step
+
+    def _train_options_apply(self, step: Step) -> None:
+        """A train step with a task refuses, before anything runs, an option that task never reads."""
+        from seqtool.model.defaults import misapplied
+
+        task = step.options.get("task")
+        wrong = misapplied(task, step.options) if isinstance(task, str) else None
+        if wrong:
+            raise UsageError(f"step {step.name}: {wrong[1]}", self.path, step.lines[wrong[0]])
 
     def _allowed(self, stage: str) -> dict:
         """Option name -> its kind: a click parameter, or one of the runner's own kinds."""

@@ -52,9 +52,9 @@ def resolve_options(task: str, options: dict) -> dict:
         raise UsageError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     given = check_option_names(options)
     cfg = defaults(task) | given
-    why = misapplied(cfg, given)
-    if why:
-        raise UsageError(why)
+    wrong = misapplied(task, given)
+    if wrong:
+        raise UsageError(wrong[1])
     check_arch(cfg)
     if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
         raise UsageError("--epochs and --batch-size must be at least 1")
