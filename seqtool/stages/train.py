@@ -30,6 +30,8 @@ from seqtool.model.tasks import build_model, check_arch, reads_chars, word_embed
 from seqtool.data.vocab import Counts, Vocab, prepare
 
 VOCAB_OPTIONS = ("min_count", "max_size", "lowercase")   # read when the vocabulary is built here
+
+
 class Interrupted(SeqtoolError):
     exit_code = EXIT_INTERRUPTED
 
@@ -64,7 +66,8 @@ def resolve_options(task: str, options: dict) -> dict:
 
 
 def infer_task(record: dict) -> tuple[str | None, str]:
-    """The task a training record is for, and the keys that tell (None: they do not)."""
+    """The task a training record is for, and the keys that tell (None: they do not); raw records and
+    the output of vocab or pad alike."""
     if "tags" in record or "tag_ids" in record:
         return "tagger", 'it has "tags"'
     if "label" in record or "label_id" in record:
