@@ -61,7 +61,7 @@ def test_the_clock_leaves_out_the_time_numba_spends():
         wall, clock = time.perf_counter(), watch.clock()
         fresh(1)
         wall, clock = time.perf_counter() - wall, watch.clock() - clock
-    assert watch.seconds > 0.05 and abs(clock - (wall - watch.seconds)) < 1e-3
+    assert watch.compiled and watch.seconds > 0 and abs(clock - (wall - watch.seconds)) < 1e-3
 
 
 def test_library_versions_come_from_the_package_metadata():
