@@ -22,6 +22,7 @@ from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
 from seqtool.data.readers import FORMATS
 from seqtool.distributed import stage_function
 from seqtool.kernels import CELL_GATES
+from seqtool.model.defaults import TASKS, default_text
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat big | head`
@@ -49,8 +50,19 @@ class _Group(click.Group):
             ctx.exit(EXIT_BROKEN_PIPE)
 
 
+def _show_version(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from seqtool.runtime import library_versions
+
+    v = library_versions()    # from the packages' metadata: importing numba would take ~0.5 s
+    click.echo(f"seqtool, version {__version__} (numpy {v['numpy']}, numba {v['numba']}, Python {v['python']})")
+    ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="seqtool")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version, with numpy's, numba's and Python's, and exit.")
 @click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
 @click.option("--threads", type=click.IntRange(1, None), envvar="SEQTOOL_THREADS", help=THREADS_HELP)
@@ -165,25 +177,6 @@ def _print_json(obj) -> None:
     click.echo(json.dumps(obj, default=float))
 
 
-def _read_config(path: str | None) -> dict:
-    """Options from a YAML file (keys are the option names, with - or _); the command line wins."""
-    if path is None:
-        return {}
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as e:
-        raise UsageError(e.strerror or str(e), path) from None
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise UsageError(f"not valid YAML: {getattr(e, 'problem', e)}", path, line + 1 if line is not None else None)
-    if not isinstance(data, dict):
-        raise UsageError("a config file holds option: value pairs", path)
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
 model_option = click.option("-m", "--model", required=True, metavar="DIR", shell_complete=complete_dirs,
                             help="A model directory (seqtool train -o).")
 
@@ -226,81 +219,113 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
                             help="Records per prediction batch (memory is flat in the input's length).")
 
 
+def train_option(*decls, **kw):
+    """An option of ``seqtool train`` whose help ends with its default per task, rendered from the
+    tables of model/defaults.py that training reads (so --help cannot drift from what runs)."""
+    name = next(d for d in decls if d.startswith("--")).split("/")[0][2:].replace("-", "_")
+    kw["help"] = f"{kw.get('help', '')} {default_text(name)}".strip()
+    return click.option(*decls, **kw)
+
+
 @cli.command()
 @common_options
-@click.option("--task", type=click.Choice(["tagger", "classifier", "siamese"]), help="What to train [default: tagger].")
-@click.option("--train", "train_file", default="-", metavar="FILE",
-              help="Training records: raw (any format) or the output of vocab | pad with --vocab [default: stdin].")
+@click.argument("input", required=False, metavar="[INPUT]")
+@click.option("--task", type=click.Choice(TASKS),
+              help="What to train [from the first record: tags -> tagger, label -> classifier, "
+                   "q1/q2 + is_duplicate -> siamese].")
+@click.option("--train", "train_file", metavar="FILE", help="The training records, as INPUT (give one of them).")
 @click.option("--dev", metavar="FILE", help="Labelled records to score every epoch (early stopping, threshold).")
-@click.option("-o", "--output", required=True, metavar="DIR", help="Model directory, written atomically.")
+@click.option("-o", "--output", metavar="DIR", help="Model directory, written atomically (required).")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="The vocabulary the input's ids come from.")
 @format_option
-@click.option("--config", "config_file", metavar="FILE.yaml", help="Any of these options from a YAML file.")
-@click.option("--cell", type=click.Choice([*CELL_GATES, "none"]), help="Recurrent cell [lstm]; none = mean.")
-@click.option("--bidirectional/--unidirectional", default=None, help="[tagger, siamese: bidirectional; classifier: not].")
-@click.option("--layers", type=click.IntRange(1), help="Stacked recurrent layers [1].")
-@click.option("--embed", type=click.IntRange(1), help="Word embedding size [tagger 100].")
-@click.option("--hidden", type=click.IntRange(1), help="Hidden units per direction [tagger 128].")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout on embeddings and between layers.")
-@click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), help="Rate of words replaced by <UNK> in training [tagger, siamese 0.1; classifier 0.05].")
-@click.option("--activation", type=click.Choice(["tanh", "relu"]), help="rnn cell: tanh, or relu (IRNN).")
-@click.option("--residual/--no-residual", default=None, help="Skip connections between stacked layers.")
-@click.option("--pool", type=click.Choice(["mean", "last", "max"]), help="classifier: how a sequence becomes a vector.")
-@click.option("--margin", type=float, help="siamese: triplet-loss margin alpha [0.25].")
-@click.option("--hard-negatives/--no-hard-negatives", default=None,
-              help="siamese: also learn from the non-duplicate pairs, each question the other's negative [on].")
-@click.option("--crf/--no-crf", default=None, help="tagger: a linear-chain CRF output (Viterbi decoding) [on].")
-@click.option("--bio-constraints/--no-bio-constraints", default=None,
-              help="tagger --crf: never decode I-X after O or B-Y, or at the start (BIO tag sets) [on].")
-@click.option("--char/--no-char", default=None, help="tagger: character CNN features beside each word [on].")
-@click.option("--char-dim", type=click.IntRange(1), help="--char: character embedding size [30].")
-@click.option("--char-filters", type=click.IntRange(1), help="--char: CNN filters, the feature size [50].")
-@click.option("--char-window", type=click.IntRange(1), help="--char: CNN window in characters, odd [3].")
-@click.option("--shape-dim", type=click.IntRange(0), help="tagger: word-shape embedding size (0: none) [8].")
-@click.option("--embeddings", metavar="FILE", help="Initialise word vectors from a GloVe/word2vec text file (.gz ok).")
-@click.option("--freeze-embeddings/--train-embeddings", default=None, help="Keep the word vectors fixed [train them].")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]))
-@click.option("--lr", type=float, help="Learning rate.")
-@click.option("--lr-decay", type=click.FloatRange(0), help="lr / (1 + decay * epoch) [tagger 0.05, others 0].")
-@click.option("--weight-decay", type=click.FloatRange(0), help="L2 weight decay.")
-@click.option("--clip-norm", type=click.FloatRange(0), help="Clip the global gradient norm (0: off) [5].")
-@click.option("--clip-value", type=click.FloatRange(0), help="Clip every gradient entry to +-V.")
-@click.option("--epochs", type=click.IntRange(1), help="At most this many passes [tagger 20, others 30].")
-@click.option("--patience", type=click.IntRange(0), help="Stop after N epochs without a better dev score (0: never).")
-@click.option("--batch-size", type=click.IntRange(1))
-@click.option("--max-time", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
-@click.option("--seed", type=int)
-@click.option("--min-count", type=click.IntRange(1), help="Vocabulary: keep words seen at least N times.")
-@click.option("--max-size", type=click.IntRange(1), help="Vocabulary: at most N words.")
-@click.option("--lowercase/--no-lowercase", default=None, help="Vocabulary: look words up in lower case [tagger, siamese: on].")
+@click.option("--config", "config_file", metavar="FILE.yaml",
+              help="Options from a YAML file of option: value pairs (the command line wins).")
+@train_option("--cell", type=click.Choice([*CELL_GATES, "none"]), help="Recurrent cell; none = mean of words.")
+@train_option("--bidirectional/--unidirectional", default=None, help="Read both ways.")
+@train_option("--layers", type=click.IntRange(1), help="Stacked recurrent layers.")
+@train_option("--embed", type=click.IntRange(1), help="Word embedding size.")
+@train_option("--hidden", type=click.IntRange(1), help="Hidden units per direction.")
+@train_option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout on embeddings and between layers.")
+@train_option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), help="Rate of words replaced by <UNK> in training.")
+@train_option("--activation", type=click.Choice(["tanh", "relu"]), help="rnn cell: tanh, or relu (IRNN).")
+@train_option("--residual/--no-residual", default=None, help="Skip connections between stacked layers.")
+@train_option("--pool", type=click.Choice(["mean", "last", "max"]), help="How a sequence becomes a vector.")
+@train_option("--margin", type=float, help="Triplet-loss margin alpha.")
+@train_option("--hard-negatives/--no-hard-negatives", default=None,
+              help="Also learn from the non-duplicate pairs, each question the other's negative.")
+@train_option("--crf/--no-crf", default=None, help="A linear-chain CRF output (Viterbi decoding).")
+@train_option("--bio-constraints/--no-bio-constraints", default=None,
+              help="--crf: never decode I-X after O or B-Y, or at the start (BIO tag sets).")
+@train_option("--char/--no-char", default=None, help="Character CNN features beside each word.")
+@train_option("--char-dim", type=click.IntRange(1), help="--char: character embedding size.")
+@train_option("--char-filters", type=click.IntRange(1), help="--char: CNN filters, the feature size.")
+@train_option("--char-window", type=click.IntRange(1), help="--char: CNN window in characters, odd.")
+@train_option("--shape-dim", type=click.IntRange(0), help="Word-shape embedding size (0: none).")
+@train_option("--embeddings", metavar="FILE", help="Initialise word vectors from a GloVe/word2vec text file (.gz ok).")
+@train_option("--freeze-embeddings/--train-embeddings", default=None, help="Keep the word vectors fixed.")
+@train_option("--optimizer", type=click.Choice(["adam", "sgd"]), help="Optimiser (sgd: momentum 0.9).")
+@train_option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")
+@train_option("--lr-decay", type=click.FloatRange(0), help="lr / (1 + decay * epoch).")
+@train_option("--weight-decay", type=click.FloatRange(0), help="L2 weight decay.")
+@train_option("--clip-norm", type=click.FloatRange(0), help="Clip the global gradient norm (0: off).")
+@train_option("--clip-value", type=click.FloatRange(0), help="Clip every gradient entry to +-V.")
+@train_option("--epochs", type=click.IntRange(1), help="At most this many passes.")
+@train_option("--patience", type=click.IntRange(0), help="Stop after N epochs without a better dev score (0: never).")
+@train_option("--batch-size", type=click.IntRange(1),
+              help="Records per step (records from seqtool pad train in pad's batches instead).")
+@train_option("--max-time", type=click.FloatRange(0, min_open=True),
+              help="Stop after this many seconds: mid-epoch, at the next batch; that epoch is scored like a "
+                   "full one and the best epoch is kept.")
+@train_option("--seed", type=int, help="Random seed (same seed, data and options: the same weights).")
+@train_option("--min-count", type=click.IntRange(1), help="Vocabulary: keep words seen at least N times.")
+@train_option("--max-size", type=click.IntRange(1), help="Vocabulary: at most N words.")
+@train_option("--lowercase/--no-lowercase", default=None, help="Vocabulary: look words up in lower case.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint DIR.ckpt of an interrupted run.")
 @skip_invalid_option
-@click.pass_obj
-def train(settings, task, train_file, dev, output, vocab_file, fmt, config_file, resume, skip_invalid, **options):
+@click.pass_context
+def train(ctx, **given):
     """Train a tagger, classifier or Siamese model and save it to a model directory.
 
-    Reads raw records (building the vocabulary itself) or the id'd stream of
-    seqtool vocab | seqtool pad (give the --vocab it used). Progress and one
-    line per epoch go to stderr; a one-line JSON summary goes to stdout.
-    Ctrl-C saves a checkpoint (continue with --resume) and exits 130.
+    INPUT (or --train FILE) is a path or - (stdin, the default): raw records in
+    any format (the vocabulary is built here), or the id'd stream of seqtool
+    vocab | seqtool pad with the --vocab it used (it trains in pad's batches).
+    Without --task, the first record says which model to train. Options that
+    the chosen model would not read are refused. Progress and one line per
+    epoch go to stderr; a one-line JSON summary goes to stdout. Ctrl-C saves a
+    checkpoint (continue with --resume) and exits 130.
 
     \b
-    seqtool train --task tagger --train train.jsonl --dev dev.jsonl -o models/ner
+    seqtool train train.jsonl --dev dev.jsonl -o models/ner
     seqtool vocab -o v.json < train.jsonl | seqtool pad | seqtool train --vocab v.json -o m
     """
     from seqtool.stages.train import run_train
 
-    config = _read_config(config_file)
-    given = {k: v for k, v in options.items() if v is not None}
-    merged = {**config, **given}
-    task = task or merged.pop("task", None) or "tagger"
-    for key in ("train", "dev", "output", "vocab", "format"):
-        merged.pop(key, None)
-    summary, report = run_train(train_file, output=output, task=task, dev=dev, vocab=vocab_file, format=fmt,
-                                resume=resume, threads=settings.threads, skip_invalid=skip_invalid,
-                                progress=False if settings.quiet else None, **merged)
+    settings, opts = ctx.obj, _with_config(ctx, given)
+    inputs = [v for v in (opts.pop("input"), opts.pop("train_file")) if v is not None]
+    if len(inputs) > 1:
+        raise UsageError("give the training records once: as INPUT or as --train, not both")
+    if opts["output"] is None:
+        raise UsageError("give -o DIR: the model directory to write")
+    summary, report = run_train(inputs[0] if inputs else "-", vocab=opts.pop("vocab_file"), format=opts.pop("fmt"),
+                                threads=settings.threads, progress=False if settings.quiet else None, **opts)
     _print_json(summary)
     _finish(settings, report)
+
+
+def _with_config(ctx, given: dict) -> dict:
+    """The command's parameters: each from the command line, else from --config FILE, else its default."""
+    path = given.pop("config_file")
+    if path is None:
+        return given
+    from click.core import ParameterSource
+    from seqtool.pipeline.spec import options_file
+
+    from_file = options_file(path, ctx.command.name)
+    typed = {name for name in given if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                                                          ParameterSource.ENVIRONMENT)}
+    if typed & {"input", "train_file"}:          # one training input: the command line's
+        typed |= {"input", "train_file"}
+    return {**given, **{k: v for k, v in from_file.items() if k not in typed}}
 
 
 @cli.command()
@@ -468,6 +493,27 @@ def inspect(settings, input, model, vocab_file, dev, fmt, skip_invalid):
                                  skip_invalid=skip_invalid, progress=False if settings.quiet else None)
     _print_json(result)
     _finish(settings, report)
+
+
+@cli.command()
+@common_options
+@click.argument("model", metavar="MODEL")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, for scripts.")
+def info(model, as_json):
+    """Describe a model directory: task, architecture, parameters, vocabulary, tags or labels,
+    best dev score, the training data's fingerprint and the versions it was trained with.
+
+    \b
+    seqtool info models/ner
+    seqtool info --json models/ner | jq .best_dev
+    """
+    from seqtool.stages.info import info_lines, model_info
+
+    described = model_info(model)
+    if as_json:
+        _print_json(described)
+    else:
+        click.echo("\n".join(info_lines(described)))
 
 
 @cli.command(name="run")

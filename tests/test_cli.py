@@ -154,9 +154,20 @@ def test_pairs_through_vocab_and_pad(tmp_path, sample_data):
         assert sum(r["q1_mask"]) == r["q1_length"] == len(r["q1_tokens"])
 
 
-def test_version():
+def test_version_names_numpy_numba_and_python_without_importing_them():
+    import platform
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
     result = run("--version")
-    assert (result.exit_code, result.stdout) == (0, f"seqtool, version {__version__}\n")
+    assert (result.exit_code, result.stdout) == (0, f"seqtool, version {__version__} (numpy {version('numpy')}, "
+                                                    f"numba {version('numba')}, Python {platform.python_version()})\n")
+    code = ("import sys\nfrom seqtool.cli import cli\ntry:\n    cli.main(['--version'])\nexcept SystemExit:\n"
+            "    pass\nprint(sorted(m for m in ('numpy', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("command", sorted(cli.commands))

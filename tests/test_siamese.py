@@ -205,5 +205,5 @@ def test_encoder_and_batching_variants_learn_the_pairs(tmp_path, options):
 def test_hard_negatives_are_a_siamese_option():
     from seqtool.errors import UsageError
 
-    with pytest.raises(UsageError, match="--hard-negatives is for --task siamese"):
+    with pytest.raises(UsageError, match="--hard-negatives does not apply to --task tagger: it is for siamese"):
         run_train("x.jsonl", output="m", task="tagger", hard_negatives=True)

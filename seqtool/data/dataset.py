@@ -153,6 +153,9 @@ class TaskData:
     # batch holds at most once, and the units (row index arrays) that must share a batch.
     clusters: np.ndarray | None = None
     units: list | None = None
+    # The batches ``seqtool pad`` made (index arrays of consecutive records), when the records came
+    # through it: training takes them as they are, in a shuffled order (see batch_order).
+    groups: list | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -164,6 +167,8 @@ class TaskData:
         """Index arrays of one epoch's batches (in input order when rng is None)."""
         if self.clusters is not None:
             return duplicate_batches(len(self), self.clusters, self.units, batch_size, rng)
+        if self.groups is not None and rng is not None:
+            return [self.groups[i] for i in rng.permutation(len(self.groups))]
         lengths = self.tokens.lengths
         if rng is None:
             return [np.arange(s, min(s + batch_size, len(self))) for s in range(0, len(self), batch_size)]
@@ -185,9 +190,11 @@ def collect(records, task: str, name: str = "<input>", char_index: dict | None =
     """
     tokens, tags, labels, tokens2 = Ragged(), Ragged() if task == "tagger" else None, [], None
     words = [] if char_index is not None else None
+    batch_numbers = []
     if task == "siamese":
         tokens2 = Ragged()
     for n, r in enumerate(records, 1):
+        batch_numbers.append(r.get("batch"))
         if task == "siamese":
             if "q1_ids" not in r:
                 raise DataError(f"record {n} is not a pair (needs \"q1\" and \"q2\")", name)
@@ -212,7 +219,20 @@ def collect(records, task: str, name: str = "<input>", char_index: dict | None =
     return TaskData(task, tokens.finish(), tags.finish() if tags is not None else None,
                     np.asarray(labels, np.int64) if task != "tagger" else None,
                     tokens2.finish() if tokens2 is not None else None,
-                    char_matrix(words, char_index) if words is not None else None)
+                    char_matrix(words, char_index) if words is not None else None,
+                    groups=pad_batches(batch_numbers))
+
+
+def pad_batches(batch_numbers: list) -> list | None:
+    """The batches of records that came through ``seqtool pad`` (each has a "batch" number, and a batch's
+    records are consecutive lines): index arrays cut where the number changes. None when any record
+    has no number (not pad's output)."""
+    if not batch_numbers or any(b is None for b in batch_numbers):
+        return None
+    numbers = np.asarray(batch_numbers)
+    starts = np.flatnonzero(np.r_[True, numbers[1:] != numbers[:-1]])
+    ends = np.r_[starts[1:], len(numbers)]
+    return [np.arange(s, e) for s, e in zip(starts, ends)]
 
 
 def _words(record: dict, n: int, name: str) -> list:

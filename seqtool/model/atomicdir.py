@@ -63,6 +63,20 @@ def replace_dir(path, files: dict, kind: str, keep_previous: bool = False) -> No
         shutil.rmtree(old, ignore_errors=True)
 
 
+def check_replaceable(path, allowed: tuple, kind: str) -> None:
+    """What ``replace_dir(path, ...)`` would refuse or fail on, found before the work that makes the files:
+    a foreign directory or a file at ``path``, or a parent that is a file or cannot be written."""
+    path = os.path.normpath(os.fspath(path))      # as the user wrote it, for the messages
+    _refuse_foreign(path, allowed, kind)
+    parent = os.path.dirname(path) or "."
+    while not os.path.lexists(parent):          # the nearest existing ancestor is where makedirs starts
+        parent = os.path.dirname(parent) or "."
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot create a {kind} directory here: {parent} is a file, not a directory", path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot create a {kind} directory here: {parent} is not writable", path)
+
+
 def _refuse_foreign(path: str, allowed: tuple, kind: str) -> None:
     """Only a seqtool directory of this kind may be replaced: never delete someone's other files."""
     if not os.path.lexists(path):

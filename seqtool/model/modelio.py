@@ -25,7 +25,8 @@ from seqtool.errors import DataError, SeqtoolError
 from seqtool.model.history import history_tsv
 
 FORMAT_VERSION = 1
-MODEL_FILES = ("config.json", "weights.npz", "vocab.json", "metrics.json")
+MODEL_FILES = ("config.json", "weights.npz", "vocab.json", "metrics.json")      # what load_model reads
+SAVED_FILES = (*MODEL_FILES, "history.tsv")                                      # what save_model writes
 CHECKPOINT_FILES = ("state.json", "arrays.npz")
 _ARRAY_REF = "$array"
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integer, float
@@ -44,6 +45,17 @@ def save_model(path, config: dict, weights: dict, vocab: dict, metrics: dict, *,
              "metrics.json": _json_bytes(metrics, "metrics"),
              "history.tsv": history_tsv(metrics.get("history") or [])}   # in the same swap as metrics.json
     atomicdir.replace_dir(path, files, "model", keep_previous)
+
+
+def check_model_path(path) -> None:
+    """Refuse, before any training, a ``path`` where save_model (or the checkpoint beside it) would fail."""
+    atomicdir.check_replaceable(path, SAVED_FILES, "model")
+    atomicdir.check_replaceable(checkpoint_path(path), CHECKPOINT_FILES, "checkpoint")
+
+
+def checkpoint_path(model_path) -> str:
+    """Where training keeps the checkpoint of the model it writes at ``model_path`` (--resume reads it)."""
+    return os.fspath(model_path).rstrip("/") + ".ckpt"
 
 
 def load_model(path) -> tuple[dict, dict, dict, dict]:

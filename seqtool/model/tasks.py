@@ -14,6 +14,7 @@ import numpy as np
 
 from seqtool.model.charfeatures import WordFeatures
 from seqtool.model.crf import CRF, bio_allowed, find_crf
+from seqtool.model.defaults import ARCH_DEFAULTS, TAGGER_DEFAULTS, TASKS, WORD_DEFAULTS  # noqa: F401 (re-exported)
 from seqtool.data.dataset import Batch
 from seqtool.errors import UsageError
 from seqtool.kernels import CELL_GATES, lazy
@@ -32,25 +33,8 @@ from seqtool.model.recurrent import Stack
 
 kl = lazy("seqtool.kernels.loss")
 
-TASKS = ("tagger", "classifier", "siamese")
 CELLS = (*CELL_GATES, "none")          # "none": no recurrent layer (a mean of word vectors)
-
-# Word-input options of every task, and the tagger's output/character options. The tagger's defaults
-# are the best setting of the CoNLL-2003 dev search (issue 7: CRF + char CNN + shape features). A saved
-# config without these keys (a model saved before they existed) reads as off: see reads_chars, find_crf.
-WORD_DEFAULTS = dict(embeddings=None, freeze_embeddings=False)
-TAGGER_DEFAULTS = dict(crf=True, bio_constraints=True, char=True, char_dim=30, char_filters=50, char_window=3,
-                       shape_dim=8)
-# Architecture options and their defaults per task (training options live in train.py).
-ARCH_DEFAULTS = {
-    "tagger": dict(cell="lstm", bidirectional=True, layers=1, embed=100, hidden=128, dropout=0.5,
-                   activation="tanh", residual=False, pool="mean", margin=0.25, **WORD_DEFAULTS,
-                   **TAGGER_DEFAULTS),
-    "classifier": dict(cell="none", bidirectional=False, layers=1, embed=64, hidden=64, dropout=0.3,
-                       activation="tanh", residual=False, pool="mean", margin=0.25, **WORD_DEFAULTS),
-    "siamese": dict(cell="lstm", bidirectional=True, layers=1, embed=128, hidden=128, dropout=0.4,
-                    activation="tanh", residual=False, pool="mean", margin=0.25, **WORD_DEFAULTS),
-}
+# The options and their defaults per task live in defaults.py (plain data, shared with --help).
 
 
 def reads_chars(cfg: dict) -> bool:

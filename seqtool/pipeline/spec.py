@@ -102,6 +102,33 @@ def stage_params(stage: str) -> dict:
     return params
 
 
+def options_file(path: str, stage: str) -> dict:
+    """The options of ``seqtool STAGE --config FILE``, by the command's parameter names.
+
+    FILE holds ``option: value`` pairs checked as a pipeline step's are (the command's own option
+    names, ``-`` or ``_``; types, ranges and choices): a key the command does not take is an error
+    with its line, never ignored. Relative paths resolve against the file's directory, as in a pipeline.
+    """
+    doc = _underscored(load(path, "a config file holds option: value pairs"), path, "")
+    params = stage_params(stage)
+    out = {}
+    for key, raw in doc.items():
+        line = doc.line_of(key)
+        if key not in params:
+            hint = get_close_matches(key, list(params), 1)
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise UsageError(f"unknown option {key!r} for seqtool {stage}{did}", path, line)
+        kind = "path" if key in PATH_KEYS else params[key]
+        try:
+            value = _typed(raw, kind)
+        except _Expected as e:
+            raise UsageError(f"{key}: expected {e.what}, got {show(raw)}", path, line) from None
+        if kind == "path" and value != "-":
+            value = os.path.normpath(os.path.join(os.path.dirname(path), os.path.expanduser(value)))
+        out[params[key].name] = value
+    return out
+
+
 def parse_sets(sets) -> dict:
     """``--set NAME=VALUE`` pairs -> {name: value read as a YAML scalar}."""
     out = {}
@@ -219,7 +246,18 @@ class _Builder:
                 step.lines[key] = body.line_of(key)
                 step.options[key] = self._value(step, key, raw, allowed[key])
         self._shorthand(step)
+        if stage == "train":
+            self._train_options_apply(step)
         return step
+
+    def _train_options_apply(self, step: Step) -> None:
+        """A train step with a task refuses, before anything runs, an option that task never reads."""
+        from seqtool.model.defaults import misapplied
+
+        task = step.options.get("task")
+        wrong = misapplied(task, step.options) if isinstance(task, str) else None
+        if wrong:
+            raise UsageError(f"step {step.name}: {wrong[1]}", self.path, step.lines[wrong[0]])
 
     def _allowed(self, stage: str) -> dict:
         """Option name -> its kind: a click parameter, or one of the runner's own kinds."""

@@ -58,7 +58,7 @@ def _pad(opts, out, progress, threads) -> Outcome:
 def _train(opts, out, progress, threads) -> Outcome:
     from seqtool.stages.train import run_train
 
-    task = opts.pop("task", "tagger")
+    task = opts.pop("task", None)                   # None: inferred from the first record, as on the command line
     summary, report = run_train(opts.pop("train"), task=task, threads=threads, progress=progress, **opts)
     out.write((json.dumps(summary, default=float) + "\n").encode())
     metrics = {k: summary.get(k) for k in ("dev", "epochs", "best_epoch", "stopped", "seconds")}

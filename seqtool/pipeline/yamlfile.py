@@ -76,8 +76,12 @@ class _Located(Exception):
         self.message, self.line = message, line
 
 
-def load(path: str) -> Mapping:
-    """The top-level mapping of the YAML file at ``path``; UsageError (with the line) otherwise."""
+PIPELINE_FILE = "a pipeline file is a mapping with steps: (and optionally vars:)"
+
+
+def load(path: str, expected: str = PIPELINE_FILE) -> Mapping:
+    """The top-level mapping of the YAML file at ``path``; UsageError (with the line) otherwise
+    (``expected`` says what the file should hold, when it is not a mapping)."""
     try:
         with open(path, encoding="utf-8") as f:
             loader = _Loader(f)          # a SafeLoader subclass that records line numbers
@@ -96,8 +100,7 @@ def load(path: str) -> Mapping:
         problem = getattr(e, "problem", None) or str(e)
         raise UsageError(f"not valid YAML: {problem}", path, mark.line + 1 if mark else None) from None
     if not isinstance(doc, Mapping):
-        raise UsageError("a pipeline file is a mapping with steps: (and optionally vars:)", path,
-                         1 if doc is None else None)
+        raise UsageError(expected, path, 1 if doc is None else None)
     return doc
 
 
