@@ -4,6 +4,13 @@
     python benchmarks/kernels.py                 # table, all configurations, 2 threads
     python benchmarks/kernels.py --json          # one JSON object per configuration
     python benchmarks/kernels.py --only tagger_train_lstm --repeats 7
+    python benchmarks/kernels.py --threads 1,2 --alone --only tagger_   # scaling from 1 to 2 threads
+
+With several thread counts (``--threads 1,2``) each count runs in a process of its own (numba's and
+PyTorch's pools sized once, nothing left spinning from the other count) and the table adds each
+configuration's scaling against the first count. ``--alone`` also times seqtool in a process without
+PyTorch: when PyTorch's OpenMP workers keep spinning after its calls (OMP_WAIT_POLICY, its block time),
+they take cores from seqtool's next step in the alternating run, and "alone" shows by how much.
 
 For every configuration both sides run the same batches (same generator and
 seed as torch_baseline.py), one timed pass each, alternating seqtool / torch,
@@ -210,7 +217,8 @@ def practical_peak(bench_dir: Path, threads: int) -> float | None:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="2", help="thread count, or a comma-separated list (one process each)")
+    ap.add_argument("--alone", action="store_true", help="also time seqtool in a process without PyTorch")
     ap.add_argument("--only", default="", help="comma-separated substrings of configuration names")
     ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS))
     ap.add_argument("--modes", default="padded,packed,padded-nodnn", help="PyTorch modes to try")
@@ -224,6 +232,10 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    counts = [int(t) for t in str(args.threads).split(",") if t]
+    if len(counts) > 1 or args.alone:
+        return compare_threads(args, counts)
+    args.threads = counts[0]
 
     import numba
 
@@ -252,6 +264,36 @@ def main():
             print(f"{name}: {row}", file=sys.stderr, flush=True)
     if not args.json:
         print_table(rows, peak)
+
+
+def compare_threads(args, counts: list[int]) -> None:
+    """Each thread count (and with --alone, seqtool without PyTorch) in a process of its own, side by side."""
+    passed = [a for a in sys.argv[1:] if a not in ("--alone", "--json")]
+    passed = [a for i, a in enumerate(passed) if a != "--threads" and (i == 0 or passed[i - 1] != "--threads")
+              and not a.startswith("--threads=")]
+    runs = {}
+    for threads in counts:
+        for alone in ([False, True] if args.alone else [False]):
+            cmd = [sys.executable, __file__, *passed, "--threads", str(threads), "--json"]
+            cmd += ["--no-torch"] if alone else []
+            print("+", " ".join(cmd[1:]), file=sys.stderr, flush=True)
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            runs[threads, alone] = {r["config"]: r for r in map(json.loads, out.splitlines())}
+    base = counts[0]
+    head = (f"{'config':26} {'thr':>3} {'seqtool tok/s':>14} {'alone':>9} {'torch tok/s':>12} {'ratio':>6} "
+            f"{'scaling':>8} {'alone scaling':>14} {'torch scaling':>14}")
+    print(head)
+    print("-" * len(head))
+    for name in runs[base, False]:
+        for threads in counts:
+            r, b = runs[threads, False][name], runs[base, False][name]
+            a, ab = (runs[threads, True][name]["seqtool_tokens_per_s"], runs[base, True][name]["seqtool_tokens_per_s"]) \
+                if args.alone else (None, None)
+            t, tb = r["torch_tokens_per_s"], b["torch_tokens_per_s"]
+            print(f"{name:26} {threads:3d} {r['seqtool_tokens_per_s']:14.0f} {(f'{a:.0f}' if a else '-'):>9} "
+                  f"{(f'{t:.0f}' if t else '-'):>12} {r['ratio'] if r['ratio'] else '-':>6} "
+                  f"{r['seqtool_tokens_per_s'] / b['seqtool_tokens_per_s']:8.2f} "
+                  f"{(f'{a / ab:.2f}' if a else '-'):>14} {(f'{t / tb:.2f}' if t and tb else '-'):>14}")
 
 
 def print_table(rows, peak):
