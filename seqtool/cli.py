@@ -17,7 +17,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from seqtool import __version__
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
-from seqtool.data.readers import FORMATS
+from seqtool.cliopts import read_options
+from seqtool.data.writers import WRITE_FORMATS
 from seqtool.distributed import stage_function
 
 
@@ -84,8 +85,6 @@ def _finish(settings: Settings, report) -> None:
 
 
 input_argument = click.argument("input", default="-", metavar="[INPUT]")
-format_option = click.option("--format", "fmt", type=click.Choice(FORMATS),
-                             help="Input format [default: from the extension; jsonl for stdin].")
 skip_invalid_option = click.option(
     "--skip-invalid", is_flag=True,
     help="Skip records that break the contract (their count goes to stderr) instead of stopping.")
@@ -95,7 +94,7 @@ skip_invalid_option = click.option(
 @input_argument
 @click.option("-o", "--output", metavar="FILE", help="Build a vocabulary and save it to FILE (vocab.json).")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="Apply the vocabulary saved in FILE instead (streams).")
-@format_option
+@read_options
 @click.option("--token-column", type=int, default=1, show_default=True,
               help="conll: column of the tokens, from 1 (negative: from the end).")
 @click.option("--tag-column", type=int, default=-1, show_default=True,
@@ -237,7 +236,7 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
 @click.option("--dev", metavar="FILE", help="Labelled records to score every epoch (early stopping, threshold).")
 @click.option("-o", "--output", required=True, metavar="DIR", help="Model directory, written atomically.")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="The vocabulary the input's ids come from.")
-@format_option
+@read_options
 @click.option("--config", "config_file", metavar="FILE.yaml", help="Any of these options from a YAML file.")
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm", "none"]), help="Recurrent cell [lstm]; none = mean.")
 @click.option("--bidirectional/--unidirectional", default=None, help="[tagger, siamese: bidirectional; classifier: not].")
@@ -309,9 +308,10 @@ def train(settings, task, train_file, dev, output, vocab_file, fmt, config_file,
 @cli.command()
 @model_option
 @inputs_argument
-@format_option
-@click.option("--output-format", type=click.Choice(["jsonl", "conll"]), default="jsonl", show_default=True,
-              help="conll: token gold predicted per line, for conlleval-style tools.")
+@read_options
+@click.option("--output-format", type=click.Choice(["jsonl", "conll", "fasttext"]), default="jsonl",
+              show_default=True, help="conll: token gold predicted per line, for conlleval-style tools; "
+                                      "fasttext (classifiers): __label__x 0.97 per line, as fastText predicts.")
 @batch_option
 @skip_invalid_option
 @dask_option
@@ -339,7 +339,7 @@ def tag(settings, model, input, fmt, output_format, batch_size, skip_invalid, da
 @click.option("-m", "--model", metavar="DIR", help="Tag INPUT with this model and score it.")
 @click.option("--pred", is_flag=True, help="INPUT is already tagged (seqtool tag or dedupe output): score it.")
 @inputs_argument
-@format_option
+@read_options
 @click.option("--threshold", type=float, help="siamese: the similarity threshold [the model's].")
 @batch_option
 @skip_invalid_option
@@ -369,7 +369,7 @@ def evaluate(settings, model, pred, input, fmt, threshold, batch_size, skip_inva
 @cli.command()
 @model_option
 @inputs_argument
-@format_option
+@read_options
 @click.option("--group", is_flag=True, help="Find duplicates within the stream of single texts.")
 @click.option("--top-k", type=click.IntRange(1), help="List each record's K nearest neighbours instead.")
 @click.option("--threshold", type=float, help="Similarity threshold tau [the model's, chosen on dev].")
@@ -396,6 +396,32 @@ def dedupe(settings, model, input, fmt, group, top_k, threshold, batch_size, ski
     if dask:
         opts.update(dask=dask, output=output)
     _finish(settings, stage(model, _inputs(input, dask, output), _stdout(), **opts))
+
+
+@cli.command()
+@input_argument
+@click.option("--to", type=click.Choice(WRITE_FORMATS), required=True, help="The format to write.")
+@read_options
+@click.option("--token-column", type=int, default=1, show_default=True,
+              help="conll input: column of the tokens, from 1 (negative: from the end).")
+@click.option("--tag-column", type=int, default=-1, show_default=True,
+              help="conll input: column of the tags (-1 = last; 0 = the file has no tags).")
+@skip_invalid_option
+@click.pass_obj
+def convert(settings, input, to, fmt, token_column, tag_column, skip_invalid):
+    """Write records in another format: any format seqtool reads to jsonl, conll, fasttext, csv or tsv.
+
+    INPUT is a path or - (stdin, the default), read as every stage reads it
+    (--format, --encoding, --columns; .gz/.bz2/.xz/.zip decompressed). Streams.
+
+    \b
+    seqtool convert ner_dataset.csv.zip --encoding cp1252 --to jsonl > gmb.jsonl
+    seqtool convert train.jsonl --to conll > train.conll
+    """
+    from seqtool.stages.convert import run_convert
+
+    _finish(settings, run_convert(input, _stdout(), to=to, format=fmt, token_column=token_column,
+                                  tag_column=tag_column, skip_invalid=skip_invalid))
 
 
 @cli.command(name="run")

@@ -26,7 +26,8 @@ from seqtool.kernels.numpy_path import enabled as numpy_enabled
 from seqtool.kernels.numpy_path import numpy_inference
 from seqtool.model.layers import Layer
 from seqtool.data.metrics import spans
-from seqtool.data.readers import Source
+from seqtool.data.fasttext import prediction_line
+from seqtool.data.readers import Source, is_blank, with_blanks
 from seqtool.stages.base import Report
 from seqtool.model.tasks import build_model, reads_chars, set_weights
 from seqtool.model.token_cache import TokenCache
@@ -72,6 +73,8 @@ class LoadedModel:
     def encode(self, record: dict) -> dict:
         """Tokenize and add word ids (not needed, so not added, once a token cache maps the tokens); gold
         tags/labels are kept aside, never encoded (they may be unknown)."""
+        if is_blank(record):             # a blank line of text: passed through, not predicted
+            return dict(record, tokens=[])
         rec = prepare(record)
         gold_tags, gold_label = rec.pop("tags", None), rec.pop("label", None)
         if not isinstance(self._token_cache, TokenCache):
@@ -96,6 +99,8 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
         raise UsageError(f"{model} is a {loaded.task} model: use seqtool dedupe", model)
     if output_format == "conll" and loaded.task != "tagger":
         raise UsageError("--output-format conll is for taggers")
+    if output_format == "fasttext" and loaded.task != "classifier":
+        raise UsageError("--output-format fasttext is for classifiers")
     out = out or sys.stdout.buffer
     src = Source(input, format, skip_invalid=skip_invalid)
     records = src.map(loaded.encode)
@@ -103,7 +108,7 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
 
     def emit(chunk: list[dict], results: list) -> None:
         nonlocal n, tokens
-        lines = _conll_lines if output_format == "conll" else _json_line
+        lines = {"conll": _conll_lines, "fasttext": prediction_line}.get(output_format, _json_line)
         out.write("".join([lines(rec) for rec in _annotate(loaded, chunk, results)]).encode())   # one write a chunk
         n += len(chunk)
         tokens += sum(len(r["tokens"]) for r in chunk)
@@ -208,6 +213,7 @@ def _predict_chunk(loaded: LoadedModel, chunk: list[dict]) -> list[dict]:
 def _prepare(loaded: LoadedModel, chunk: list[dict]) -> tuple[Layer, TaskData]:
     """(the model to predict with, the chunk's data for it): with the kernels and a token cache, the
     cache's predictor reading the tokens' slots; otherwise the model reading word ids (and characters)."""
+    chunk = [r for r in chunk if r["tokens"]]   # records of no tokens get no prediction (_annotate)
     cache = None if numpy_enabled() else loaded.token_cache
     if cache is not None:
         token_lists = [r["tokens"] for r in chunk]
@@ -220,12 +226,15 @@ def _prepare(loaded: LoadedModel, chunk: list[dict]) -> tuple[Layer, TaskData]:
 
 def _compute(loaded: LoadedModel, model: Layer, data: TaskData) -> list:
     """Per record: (tag ids, their probabilities) for a tagger, class probabilities for a classifier."""
+    if not len(data):
+        return []
     if loaded.task == "tagger":
         return list(predict_tags(model, data, len(data)))
     return list(predict_labels(model, data, len(data)))
 
 
 def _annotate(loaded: LoadedModel, chunk: list[dict], results: list) -> list[dict]:
+    results = with_blanks(chunk, results, (np.zeros(0, int), np.zeros(0)) if loaded.task == "tagger" else None)
     if loaded.task == "tagger":
         names = loaded.vocab.tags.names
         for rec, (pred, prob) in zip(chunk, results):
@@ -239,6 +248,9 @@ def _annotate(loaded: LoadedModel, chunk: list[dict], results: list) -> list[dic
     labels = loaded.vocab.labels.names
     for rec, probs in zip(chunk, results):
         _strip(rec)
+        if probs is None:
+            rec["label"], rec["probs"] = None, {}
+            continue
         rec["label"] = labels[int(np.argmax(probs))]
         rec["probs"] = {str(lab): round(float(p), 4) for lab, p in zip(labels, probs)}
     return chunk
