@@ -33,7 +33,7 @@ def not_json_hint(raw: bytes) -> str | None:
     cols = text.split()
     if text.startswith("__label__"):
         return "not JSON but fastText lines (__label__...): use --format fasttext"
-    if 2 <= len(cols) <= 6 and tag_like(cols[-1]) and not tag_like(cols[0]):
+    if 2 <= len(cols) <= 6 and all(tag_like(c) for c in cols[1:]):
         return "not JSON but looks like CoNLL columns (token ... tag): use --format conll"
     if "\t" in text:
         return "not JSON but tab-separated: use --format tsv (with --columns, or --format conll for CoNLL columns)"
