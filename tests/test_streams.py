@@ -107,3 +107,16 @@ def test_a_large_gzip_streams_in_flat_memory(tmp_path):
     tracemalloc.stop()
     assert count == 100_000
     assert peak < size / 20, f"peak {peak} bytes for {size} bytes of input"
+
+
+def test_dask_refuses_what_its_byte_ranges_cannot_cut(tmp_path):
+    from seqtool.distributed.parts import dask_format, plan
+
+    assert dask_format("conll") == "conll" and dask_format(Reading(format="text")) == "text"
+    with pytest.raises(UsageError, match=r"^--dask reads jsonl, conll, text, fasttext files in UTF-8: convert"):
+        dask_format(Reading(format="csv"))
+    with pytest.raises(UsageError, match="in UTF-8"):
+        dask_format(Reading(encoding="cp1252"))
+    path = write(tmp_path / "a.jsonl.gz", JSONL)
+    with pytest.raises(UsageError, match=r"a.jsonl.gz: --dask reads uncompressed"):
+        plan([str(path)], None, 1000)
