@@ -32,6 +32,7 @@ from seqtool.errors import DataError, SeqtoolError, UsageError
 from seqtool.data.fasttext import iter_fasttext
 from seqtool.data.jsonl import STDIN, InvalidRecords, decode_line, iter_jsonl, source_name
 from seqtool.data.sniff import conll_first_sentence_problem
+from seqtool.data.tags import iob1_to_bio
 from seqtool.data.streams import check_encoding, decoded_lines, inner_name, open_stream, utf8_lines
 from seqtool.data.tabular import iter_table
 
@@ -82,22 +83,6 @@ class Reading:
         tabular = self.format in (None, "csv", "tsv")     # None: decided by the extension
         if not tabular and (self.columns or not self.header or not self.quotes):
             raise UsageError("--columns, --no-header and --no-quotes are for --format csv or tsv")
-
-
-def iob1_to_bio(tags: list[str]) -> list[str]:
-    """IOB1 tags -> IOB2: an ``I-X`` that does not continue an X entity becomes ``B-X``.
-
-    IOB2 input comes back unchanged; tags without a B-/I- prefix are left alone.
-    """
-    out = []
-    prev = "O"
-    for tag in tags:
-        if tag.startswith("I-") and prev[2:] != tag[2:]:
-            out.append("B-" + tag[2:])
-        else:
-            out.append(tag)
-        prev = tag
-    return out
 
 
 def _column_index(column: int, option: str) -> int:

@@ -5,17 +5,7 @@ as JSONL fails on its first character. The readers ask these functions about
 their first line (or first sentence) and stop with the format the input looks
 like, instead of producing garbage or a bare parse error.
 """
-import re
-
-# A tag of a tagging corpus: O, B-X / I-X (and the other IOB schemes, either side), POS and chunk
-# tags (NN, VBZ, PRP$, NP), punctuation tags (, . '' ``), -X- and numbers. Quotes and braces never are.
-_TAG = re.compile(r'O|[BIESLU]-[^\s"{}\[\]]+|[^\s"{}\[\]]+-[BIESLU]|[A-Z][A-Z0-9$]*(?:[-_][A-Z0-9]+)*'
-                  r'|[^\w\s"{}\[\]]{1,3}|-[A-Z]+-|\d+')
-
-
-def tag_like(value: str) -> bool:
-    """Whether ``value`` could be a tag in a tag column."""
-    return _TAG.fullmatch(value) is not None
+from seqtool.data.tags import tag_like
 
 
 def looks_like_json(text: str) -> bool:

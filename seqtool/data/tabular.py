@@ -22,6 +22,7 @@ import csv
 import sys
 from typing import Iterable, Iterator
 
+from seqtool.data.tags import iob1_to_bio
 from seqtool.errors import DataError, UsageError
 
 # Record key -> header names that map to it without --columns (compared in lower case).
@@ -193,8 +194,6 @@ def _prepend(first, rows):
 
 def _sentences(rows, layout: Layout, reject) -> Iterator[tuple[int, dict]]:
     """One token per row -> one record per sentence (see the module doc)."""
-    from seqtool.data.readers import iob1_to_bio
-
     tok, tag, sent = (layout.keys.get(k) for k in TOKEN_KEYS)
     rows_of: list[list[str]] = []
     start, current = 0, None

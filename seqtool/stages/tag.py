@@ -73,8 +73,8 @@ class LoadedModel:
     def encode(self, record: dict) -> dict:
         """Tokenize and add word ids (not needed, so not added, once a token cache maps the tokens); gold
         tags/labels are kept aside, never encoded (they may be unknown)."""
-        if is_blank(record):             # a blank line of text: passed through, not predicted
-            return dict(record, tokens=[])
+        if is_blank(record) and "tags" not in record and "label" not in record:
+            return dict(record, tokens=[])   # a blank line of text: passed through, not predicted
         rec = prepare(record)
         gold_tags, gold_label = rec.pop("tags", None), rec.pop("label", None)
         if not isinstance(self._token_cache, TokenCache):
