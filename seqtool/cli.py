@@ -17,9 +17,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from seqtool import __version__
 from seqtool.cliopts import (QUIET_HELP, THREADS_HELP, VERBOSE_HELP, Settings, common_options, complete_dirs,
-                             complete_files)
+                             complete_files, read_options)
 from seqtool.errors import EXIT_INTERRUPTED, EXIT_OK, SeqtoolError, UsageError
-from seqtool.data.readers import FORMATS
+from seqtool.data.writers import WRITE_FORMATS
 from seqtool.distributed import stage_function
 from seqtool.kernels import CELL_GATES
 from seqtool.model.defaults import TASKS, default_text
@@ -89,8 +89,6 @@ def _finish(settings: Settings, report) -> None:
 
 
 input_argument = click.argument("input", default="-", metavar="[INPUT]", shell_complete=complete_files)
-format_option = click.option("--format", "fmt", type=click.Choice(FORMATS),
-                             help="Input format [default: from the extension; jsonl for stdin].")
 skip_invalid_option = click.option(
     "--skip-invalid", is_flag=True,
     help="Skip records that break the contract (their count goes to stderr) instead of stopping.")
@@ -101,7 +99,7 @@ skip_invalid_option = click.option(
 @input_argument
 @click.option("-o", "--output", metavar="FILE", help="Build a vocabulary and save it to FILE (vocab.json).")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="Apply the vocabulary saved in FILE instead (streams).")
-@format_option
+@read_options
 @click.option("--token-column", type=int, default=1, show_default=True,
               help="conll: column of the tokens, from 1 (negative: from the end).")
 @click.option("--tag-column", type=int, default=-1, show_default=True,
@@ -237,7 +235,7 @@ def train_option(*decls, **kw):
 @click.option("--dev", metavar="FILE", help="Labelled records to score every epoch (early stopping, threshold).")
 @click.option("-o", "--output", metavar="DIR", help="Model directory, written atomically (required).")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="The vocabulary the input's ids come from.")
-@format_option
+@read_options
 @click.option("--config", "config_file", metavar="FILE.yaml",
               help="Options from a YAML file of option: value pairs (the command line wins).")
 @train_option("--cell", type=click.Choice([*CELL_GATES, "none"]), help="Recurrent cell; none = mean of words.")
@@ -332,11 +330,12 @@ def _with_config(ctx, given: dict) -> dict:
 @common_options
 @model_option
 @inputs_argument
-@format_option
-@click.option("--output-format", type=click.Choice(["jsonl", "conll", "inline"]), default="jsonl",
+@read_options
+@click.option("--output-format", type=click.Choice(["jsonl", "conll", "inline", "fasttext"]), default="jsonl",
               show_default=True,
               help="conll: token [gold] predicted per line, for conlleval-style tools; inline: one line per "
-                   "record to read, [John]PER lives in [Paris]LOC (a classifier: label, tab, text).")
+                   "record to read, [John]PER lives in [Paris]LOC (a classifier: label, tab, text); fasttext "
+                   "(classifiers): __label__x 0.97 per line, as fastText predicts.")
 @click.option("--text", "texts", multiple=True, metavar="TEXT",
               help="Tag TEXT instead of reading INPUT (repeatable: one record each).")
 @batch_option
@@ -372,7 +371,7 @@ def tag(settings, model, input, fmt, output_format, texts, batch_size, skip_inva
 @click.option("-m", "--model", metavar="DIR", help="Tag INPUT with this model and score it.")
 @click.option("--pred", is_flag=True, help="INPUT is already tagged (seqtool tag or dedupe output): score it.")
 @inputs_argument
-@format_option
+@read_options
 @click.option("--threshold", type=float, help="siamese: the similarity threshold [the model's].")
 @batch_option
 @skip_invalid_option
@@ -403,7 +402,7 @@ def evaluate(settings, model, pred, input, fmt, threshold, batch_size, skip_inva
 @common_options
 @model_option
 @inputs_argument
-@format_option
+@read_options
 @click.option("--group", is_flag=True, help="Find duplicates within the stream of single texts.")
 @click.option("--top-k", type=click.IntRange(1), help="List each record's K nearest neighbours instead.")
 @click.option("--threshold", type=float, help="Similarity threshold tau [the model's, chosen on dev].")
@@ -471,7 +470,7 @@ def report(settings, model, evals, runs, output, png, batch_size):
               help="Measure out-of-vocabulary words and unknown tags against this model.")
 @click.option("--vocab", "vocab_file", metavar="FILE", help="... or against this saved vocabulary (seqtool vocab -o).")
 @click.option("--dev", metavar="FILE", help="A dev file: its statistics, OOV rate and tags/labels that INPUT lacks.")
-@format_option
+@read_options
 @skip_invalid_option
 @click.pass_obj
 def inspect(settings, input, model, vocab_file, dev, fmt, skip_invalid):
@@ -514,6 +513,33 @@ def info(model, as_json):
         _print_json(described)
     else:
         click.echo("\n".join(info_lines(described)))
+
+
+@cli.command()
+@common_options
+@input_argument
+@click.option("--to", type=click.Choice(WRITE_FORMATS), required=True, help="The format to write.")
+@read_options
+@click.option("--token-column", type=int, default=1, show_default=True,
+              help="conll input: column of the tokens, from 1 (negative: from the end).")
+@click.option("--tag-column", type=int, default=-1, show_default=True,
+              help="conll input: column of the tags (-1 = last; 0 = the file has no tags).")
+@skip_invalid_option
+@click.pass_obj
+def convert(settings, input, to, fmt, token_column, tag_column, skip_invalid):
+    """Write records in another format: any format seqtool reads to jsonl, conll, fasttext, csv or tsv.
+
+    INPUT is a path or - (stdin, the default), read as every stage reads it
+    (--format, --encoding, --columns; .gz/.bz2/.xz/.zip decompressed). Streams.
+
+    \b
+    seqtool convert ner_dataset.csv.zip --encoding cp1252 --to jsonl > gmb.jsonl
+    seqtool convert train.jsonl --to conll > train.conll
+    """
+    from seqtool.stages.convert import run_convert
+
+    _finish(settings, run_convert(input, _stdout(), to=to, format=fmt, token_column=token_column,
+                                  tag_column=tag_column, skip_invalid=skip_invalid))
 
 
 @cli.command(name="run")

@@ -1,4 +1,6 @@
-"""The options every command takes before or after its name: ``-q``, ``-v`` and ``--threads``.
+"""Option decorators the commands share.
+
+The options every command takes before or after its name: ``-q``, ``-v`` and ``--threads``.
 
 ``seqtool -q tag ...`` and ``seqtool tag ... -q`` mean the same: the group's options
 fill a ``Settings`` object, and ``common_options`` gives every command the same three
@@ -6,6 +8,11 @@ options, merged into that object (a count adds up, a flag or value given after t
 command wins). It also runs the command under ``-v``: the resolved options first,
 then whatever the library logs (seqtool/verbose.py), then the kernels' status and
 the total time, all on stderr.
+
+``read_options`` adds --format, --encoding, --columns, --header/--no-header and
+--quotes/--no-quotes to a command that reads records and hands the command one ``fmt``
+argument: the format name, or a ``readers.Reading`` when any of the others was given.
+The pipeline runner packs a step's keys the same way (``Reading.from_options``).
 """
 import functools
 import os
@@ -14,6 +21,7 @@ import time
 import click
 
 from seqtool import verbose
+from seqtool.data.readers import FORMATS, Reading
 
 
 class Settings:
@@ -87,3 +95,35 @@ def complete_dirs(ctx, param, incomplete):
     from click.shell_completion import CompletionItem
 
     return [CompletionItem(incomplete, type="dir")]
+
+
+# ---------------------------------------------------------------- how to read an input
+
+_READ_OPTIONS = (
+    click.option("--format", "fmt", type=click.Choice(FORMATS),
+                 help="Input format [default: from the extension, under .gz/.bz2/.xz/.zip; jsonl for stdin]."),
+    click.option("--encoding", metavar="NAME",
+                 help="Input text encoding, e.g. cp1252, latin-1, utf-16 [default: utf-8; utf-16 by its BOM]."),
+    click.option("--columns", metavar="KEY=COL,...",
+                 help="csv/tsv: columns for record keys, by header name or number from 1 "
+                      "(tokens=Word,tags=Tag,sentence='Sentence #'; text=question1,label=...) "
+                      "[default: well-known header names].",),
+    click.option("--header/--no-header", default=True,
+                 help="csv/tsv: the first row names the columns [header]; without one, --columns uses numbers."),
+    click.option("--quotes/--no-quotes", default=True,
+                 help="csv/tsv: double quotes enclose fields [quotes]; --no-quotes reads them as text."),
+)
+
+
+def read_options(command):
+    """The reading options on ``command``, packed into its ``fmt`` argument."""
+
+    @functools.wraps(command)
+    def packed(*args, **kwargs):
+        opts = {"format": kwargs.pop("fmt"), **{k: kwargs.pop(k) for k in ("encoding", "columns", "header", "quotes")}}
+        kwargs["fmt"] = Reading.from_options(opts)
+        return command(*args, **kwargs)
+
+    for option in reversed(_READ_OPTIONS):
+        packed = option(packed)
+    return packed

@@ -27,8 +27,10 @@ import numpy as np
 
 from seqtool.data.chars import char_matrix
 from seqtool.data.dataset import Ragged, TaskData, make_batch
+from seqtool.data.fasttext import prediction_line
 from seqtool.data.jsonl import dumps
 from seqtool.data.metrics import spans
+from seqtool.data.readers import is_blank, with_blanks
 from seqtool.data.tokenize import token_offsets
 from seqtool.data.vocab import Vocab, prepare
 from seqtool.errors import DataError, UsageError
@@ -85,6 +87,8 @@ class LoadedModel:
     def encode(self, record: dict) -> dict:
         """Tokenize and add word ids (not needed, so not added, once a token cache maps the tokens); gold
         tags/labels are kept aside, never encoded (they may be unknown)."""
+        if is_blank(record) and "tags" not in record and "label" not in record:
+            return dict(record, tokens=[])   # a blank line of text: passed through, not predicted
         rec = prepare(record)
         gold_tags, gold_label = rec.pop("tags", None), rec.pop("label", None)
         if not isinstance(self._token_cache, TokenCache):
@@ -228,6 +232,7 @@ def _concurrent_kernels_safe() -> bool:
 def _prepare(loaded: LoadedModel, chunk: list[dict]) -> tuple[Layer, TaskData]:
     """(the model to predict with, the chunk's data for it): with the kernels and a token cache, the
     cache's predictor reading the tokens' slots; otherwise the model reading word ids (and characters)."""
+    chunk = [r for r in chunk if r["tokens"]]   # records of no tokens get no prediction (annotate)
     cache = None if numpy_enabled() else loaded.token_cache
     if cache is not None:
         token_lists = [r["tokens"] for r in chunk]
@@ -240,13 +245,17 @@ def _prepare(loaded: LoadedModel, chunk: list[dict]) -> tuple[Layer, TaskData]:
 
 def _compute(loaded: LoadedModel, model: Layer, data: TaskData) -> list:
     """Per record: (tag ids, their probabilities) for a tagger, class probabilities for a classifier."""
+    if not len(data):
+        return []
     if loaded.task == "tagger":
         return list(predict_tags(model, data, len(data)))
     return list(predict_labels(model, data, len(data)))
 
 
 def annotate(loaded: LoadedModel, chunk: list[dict], results: list) -> list[dict]:
-    """The records of ``chunk`` with their predictions (``_compute``'s results) written in."""
+    """The records of ``chunk`` with their predictions (``_compute``'s results, one per record with tokens)
+    written in; a blank record gets empty tags, or no label."""
+    results = with_blanks(chunk, results, (np.zeros(0, int), np.zeros(0)) if loaded.task == "tagger" else None)
     if loaded.task == "tagger":
         names = loaded.vocab.tags.names
         for rec, (pred, prob) in zip(chunk, results):
@@ -257,6 +266,9 @@ def annotate(loaded: LoadedModel, chunk: list[dict], results: list) -> list[dict
     labels = loaded.vocab.labels.names
     for rec, probs in zip(chunk, results):
         _strip(rec)
+        if probs is None:
+            rec["label"], rec["probs"] = None, {}
+            continue
         rec["label"] = labels[int(np.argmax(probs))]
         rec["probs"] = {str(lab): round(float(p), 4) for lab, p in zip(labels, probs)}
     return chunk
@@ -325,7 +337,7 @@ def json_line(rec: dict) -> str:
 
 
 # --output-format NAME -> a predicted record as the text written for it
-OUTPUT_FORMATS = {"jsonl": json_line, "conll": conll_lines, "inline": inline_line}
+OUTPUT_FORMATS = {"jsonl": json_line, "conll": conll_lines, "inline": inline_line, "fasttext": prediction_line}
 
 
 def predicted(loaded: LoadedModel, numbered: Iterator[tuple[int, dict]], batch_size: int):
@@ -369,6 +381,8 @@ def pair_chunks(loaded: LoadedModel, tau: float, pairs: Iterable[dict], batch_si
 def encode_text(loaded: LoadedModel, record: dict) -> dict:
     """A single-text record tokenized and id'd for ``encode_texts``."""
     enc = loaded.encode(record)
+    if "ids" not in enc and enc.get("tokens") == []:
+        raise DataError('the text is empty: group mode needs something to compare in every record')
     if "ids" not in enc:
         raise DataError('group mode reads one text per record ("text" or "tokens")')
     return enc

@@ -61,7 +61,7 @@ def test_unknown_tag_names_the_tag_and_the_line(vocab_file):
     (b'{"tokens": ["a"]}\n{"tokens": ["a"\n', "<stdin>:2: not valid JSON: Expecting ',' delimiter at column 16"),
     (b'{"tokens": ["a"]}\n["a"]\n', "<stdin>:2: expected a JSON object, found an array"),
     (b'{"tokens": ["a", "b"], "tags": ["O"]}\n', '<stdin>:1: "tags" has 1 items but "tokens" has 2'),
-    (b'{"tokens": ["a"]}\n{"text": "caf\xe9"}\n', "<stdin>:2: not UTF-8 (byte 0xe9 at column 14)"),
+    (b'{"tokens": ["a"]}\n{"text": "caf\xe9"}\n', "<stdin>:2: not UTF-8 (byte 0xe9 at column 14): give the file's --encoding (e.g. cp1252, latin-1, utf-16)"),
     (b"", "<stdin>: no records"),
     (b"\n  \n", "<stdin>: no records"),
 ])

@@ -29,7 +29,7 @@ def bash(words: str) -> list[str]:
 
 def test_commands_options_and_choices_complete():
     assert bash("seqtool ins") == ["plain,inspect"]
-    assert bash("seqtool tag --output-format ") == ["plain,jsonl", "plain,conll", "plain,inline"]
+    assert bash("seqtool tag --output-format ") == ["plain,jsonl", "plain,conll", "plain,inline", "plain,fasttext"]
 
 
 def test_a_model_completes_as_a_directory_and_an_input_as_a_file():

@@ -36,7 +36,7 @@ def test_a_utf8_byte_order_mark_is_ignored():
     (b'"text"', "expected a JSON object, found a string"),
     (b"3", "expected a JSON object, found a number"),
     (b"null", "expected a JSON object, found null"),
-    (b'{"a": "caf\xe9"}', "not UTF-8 (byte 0xe9 at column 11)"),
+    (b'{"a": "caf\xe9"}', "not UTF-8 (byte 0xe9 at column 11): give the file's --encoding (e.g. cp1252, latin-1, utf-16)"),
 ])
 def test_a_bad_line_stops_with_its_location(line, message):
     with pytest.raises(DataError) as e:

@@ -40,7 +40,7 @@ def test_one_record_is_one_record_in_every_summary(tiny_models):
 
 @pytest.mark.parametrize("step, key, message", [
     ("tag: {model: m, input: in.jsonl, output-format: xml}", "output-format",
-     "expected one of jsonl, conll, inline, got 'xml'"),
+     "expected one of jsonl, conll, inline, fasttext, got 'xml'"),
     ("train: {input: missing.jsonl, output: m}", "input", "no such file: {dir}/missing.jsonl"),
     ("pad: {input: in.jsonl, batch_size: zero}", "batch_size", "expected an integer >= 1, got 'zero'"),
 ])

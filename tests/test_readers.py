@@ -80,13 +80,14 @@ def test_conll_skip_invalid_drops_the_whole_sentence(tmp_path):
     path.write_bytes(b"Ann B-PER\nsa\xffw O\n\nBo B-PER\n")
     src = Source(str(path), skip_invalid=True)
     assert list(src) == [(4, {"tokens": ["Bo"], "tags": ["B-PER"]})]
-    assert src.reject.warning() == f"skipped 1 invalid record (first: {path}:2: not UTF-8 (byte 0xff at column 3))"
+    assert src.reject.warning() == f"skipped 1 invalid record (first: {path}:2: not UTF-8 (byte 0xff at column 3): give the file's --encoding (e.g. cp1252, latin-1, utf-16))"
 
 
 def test_text_one_example_per_line(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("  good day :)\n\nnot happy\r\n")
-    assert records(path) == [(1, {"text": "good day :)"}), (3, {"text": "not happy"})]
+    # a blank line is a record too: one record per input line, so tag's output lines up with its input
+    assert records(path) == [(1, {"text": "good day :)"}), (2, {"text": ""}), (3, {"text": "not happy"})]
 
 
 @pytest.mark.parametrize("path, fmt", [
@@ -102,7 +103,7 @@ def test_the_format_option_wins_over_the_extension(tmp_path):
     path.write_text('{"text": "hi"}\n')
     assert records(path, fmt="jsonl") == [(1, {"text": "hi"})]
     with pytest.raises(UsageError):
-        Source(str(path), fmt="csv")
+        Source(str(path), fmt="xml")
 
 
 def test_the_name_in_messages_can_be_changed(tmp_path):

@@ -1,6 +1,6 @@
 """JSON Lines in and out: the stream format every stage reads and writes.
 
-Input comes from a path or ``-`` (stdin), one line at a time and as bytes, so a
+Input comes from a path or ``-`` (stdin; opened by streams.py), one line at a time and as bytes, so a
 line that is not UTF-8 is reported with its number instead of stopping a
 decoder mid-file. Blank lines are skipped. Output is one compact JSON object
 per line, UTF-8, non-ASCII characters written as they are.
@@ -9,14 +9,14 @@ A record that breaks the contract goes to an ``InvalidRecords`` policy: it
 either stops the stage with ``<file>:<line>: <what is wrong>`` or, with
 ``--skip-invalid``, is counted and dropped.
 """
-import codecs
 import json
 import os
-import sys
 import tempfile
 from contextlib import contextmanager
 from typing import BinaryIO, Iterable, Iterator
 
+from seqtool.data.sniff import not_json_hint
+from seqtool.data.streams import encoding_message, open_stream, utf8_lines
 from seqtool.errors import DataError, UsageError
 
 STDIN = "-"
@@ -35,26 +35,12 @@ def source_name(path: str) -> str:
     return STDIN_NAME if path == STDIN else path
 
 
-@contextmanager
-def open_input(path: str) -> Iterator[BinaryIO]:
-    """The binary stream of a path or ``-``; a path that cannot be opened is a usage error."""
-    if path == STDIN:
-        yield sys.stdin.buffer
-        return
-    try:
-        stream = open(path, "rb")
-    except OSError as e:
-        raise UsageError(e.strerror or str(e), path) from None
-    with stream:
-        yield stream
+open_input = open_stream   # the one way an input is opened: a path or -, decompressed (streams.py)
 
 
 def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
     """(line number from 1, raw line) for every line, a UTF-8 byte-order mark dropped."""
-    for lineno, raw in enumerate(stream, 1):
-        if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
-        yield lineno, raw
+    return utf8_lines(stream, "utf-8")
 
 
 def decode_line(raw: bytes) -> str:
@@ -62,7 +48,7 @@ def decode_line(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+        raise DataError(encoding_message(raw, e, "utf-8")) from None
 
 
 def parse_record(raw: bytes) -> dict:
@@ -108,15 +94,25 @@ class InvalidRecords:
 
 
 def iter_jsonl(lines: Iterable[tuple[int, bytes]], reject: InvalidRecords) -> Iterator[tuple[int, dict]]:
-    """(line number, record) for every non-blank line; bad lines go to ``reject``."""
+    """(line number, record) for every non-blank line; bad lines go to ``reject``.
+
+    A first line that is no JSON at all but looks like another format stops the
+    reading (even with --skip-invalid) with the format it looks like.
+    """
+    first = True
     for lineno, raw in lines:
         if raw.isspace():
             continue
         try:
             record = parse_record(raw)
         except DataError as e:
+            hint = not_json_hint(raw) if first else None
+            if hint:
+                raise UsageError(hint, reject.name, lineno) from None
             reject(e, lineno)
             continue
+        finally:
+            first = False
         yield lineno, record
 
 

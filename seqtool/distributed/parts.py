@@ -28,14 +28,10 @@ from dataclasses import dataclass, replace
 
 from seqtool.errors import SeqtoolError, UsageError
 from seqtool.data.jsonl import STDIN
-from seqtool.data.readers import (
-    FORMATS,
-    Source,
-    guess_format,
-    iter_conll,
-    iter_jsonl,
-    iter_text,
-)
+from seqtool.data.readers import Reading, Source, guess_format
+from seqtool.data.streams import compression
+
+DASK_FORMATS = ("jsonl", "conll", "text", "fasttext")
 
 MIN_PART = 64 * 1024          # bytes: smaller partitions cost more in scheduling than they save
 MAX_PART = 64 * 1024 * 1024   # bytes: one partition's output is held by a task (and the client, without -o)
@@ -101,13 +97,26 @@ def aligned(parts: list[Part], counts: list[int], batch_size: int) -> list[Part]
     return out
 
 
+def dask_format(fmt) -> str | None:
+    """The format name the partitions are read in: a line format in UTF-8 only (a byte range of a CSV
+    file may cut a quoted field, of a compressed or UTF-16 file is not text); the rest a UsageError."""
+    reading = Reading.of(fmt)
+    reading.check()
+    if reading.format not in (None, *DASK_FORMATS) or reading != Reading(format=reading.format):
+        raise UsageError(f"--dask reads {', '.join(DASK_FORMATS)} files in UTF-8: "
+                         "convert the input first (seqtool convert FILE --to jsonl)")
+    return reading.format
+
+
 def plan(files: list[str], fmt: str | None, size: int) -> list[Part]:
     """Every file cut into partitions of about ``size`` bytes, numbered in input order."""
-    if fmt is not None and fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    fmt = dask_format(fmt)
     parts = []
     for path in files:
         kind = fmt or guess_format(path)
+        if kind not in DASK_FORMATS or compression(path):
+            raise UsageError(f"--dask reads uncompressed {', '.join(DASK_FORMATS)} files: "
+                             "convert it first (seqtool convert FILE --to jsonl)", path)
         total = os.path.getsize(path)
         with open(path, "rb") as f:
             start = 0
@@ -145,9 +154,6 @@ def read_range(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
             yield lineno, raw
 
 
-_READERS = {"jsonl": iter_jsonl, "conll": iter_conll, "text": iter_text}   # as Source.__iter__ picks them
-
-
 class PartSource(Source):
     """The records of one partition, as ``Source`` yields a whole file's (lines counted from the partition's
     start); for an aligned part, ``map`` yields its ``take`` records after ``skip``, reading on past its end."""
@@ -164,8 +170,7 @@ class PartSource(Source):
 
     def __iter__(self) -> Iterator[tuple[int, dict]]:
         end = self.part.end if self.part.take is None else os.path.getsize(self.part.path)
-        columns = self._columns if self.fmt == "conll" else ()
-        yield from _READERS[self.fmt](read_range(self.part.path, self.part.start, end), self.reject, *columns)
+        yield from self.read_lines(read_range(self.part.path, self.part.start, end))
 
 
 def lines_before(path: str, offset: int) -> int:

@@ -37,6 +37,7 @@ from seqtool.distributed.cluster import (
 )
 from seqtool.distributed.parts import (
     aligned,
+    dask_format,
     clear_parts,
     expand_inputs,
     part_size,
@@ -53,8 +54,7 @@ def _start(inputs, format: str | None, batch_size: int, skip_invalid: bool, thre
     """(the input files, the options every task gets)."""
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    if format is not None and format not in ("jsonl", "conll", "text"):
-        raise UsageError(f"unknown format {format!r} (expected one of jsonl, conll, text)")
+    format = dask_format(format)
     return expand_inputs(inputs), {"format": format, "batch_size": batch_size, "skip_invalid": skip_invalid,
                                    "threads": threads, **extra}
 
@@ -115,6 +115,8 @@ def run_tag(model: str, inputs, out: BinaryIO | None = None, *, dask: str, outpu
         raise UsageError("--output-format conll is for taggers")
     if output_format == "inline":
         raise UsageError("--output-format inline is for reading in a terminal: use it without --dask")
+    if output_format == "fasttext":
+        raise UsageError("--output-format fasttext is not written by --dask: tag without it, or convert the parts")
     files, opts = _start(inputs, format, batch_size, skip_invalid, threads, output_format=output_format,
                          delay=delay)
     with connect(dask, threads) as session, parts_dir(output):

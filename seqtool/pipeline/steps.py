@@ -18,6 +18,7 @@ from seqtool.model.atomicdir import process_alive
 from seqtool.errors import DataError
 from seqtool.data.jsonl import replacing
 from seqtool.distributed import stage_function
+from seqtool.data.readers import Reading
 from seqtool.pipeline.spec import OWN_OUTPUT, Step, stage_params
 from seqtool.wording import plural
 
@@ -38,6 +39,8 @@ def execute(step: Step, quiet: bool = False, threads: int | None = None) -> Outc
         return promote(step.options)
     sink_key = "stdout" if step.stage in OWN_OUTPUT else "output"   # runner keys, not stage options
     opts = {k: v for k, v in step.options.items() if k != sink_key}
+    if "format" in stage_params(step.stage):
+        opts["format"] = Reading.from_options(opts)   # format, encoding, columns, header, quotes: one option
     progress = False if quiet else None
     with _sink(step.sink) as out:
         return _STAGES[step.stage](opts, out, progress, threads)

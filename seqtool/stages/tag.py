@@ -29,6 +29,8 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
         raise UsageError(f"{model} is a {loaded.task} model: use seqtool dedupe", model)
     if output_format == "conll" and loaded.task != "tagger":
         raise UsageError("--output-format conll is for taggers")
+    if output_format == "fasttext" and loaded.task != "classifier":
+        raise UsageError("--output-format fasttext is for classifiers")
     out = out or sys.stdout.buffer
     src = TextArguments(texts, input, skip_invalid) if texts else Source(input, format, skip_invalid=skip_invalid)
     line = OUTPUT_FORMATS[output_format]
