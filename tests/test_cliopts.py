@@ -1,4 +1,4 @@
-"""Issue 13.8 and 13.9: -q, -v and --threads work after the subcommand too (seqtool/cliopts.py), and -v shows
+"""Issue 13.8 and 13.9: -q, -v and --threads work after the subcommand too (seqtool/cli/options.py), and -v shows
 what a run did on stderr (seqtool/verbose.py) while a run without it stays quiet."""
 import json
 from pathlib import Path

@@ -19,7 +19,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "seqtool"
 LAYERS = {"errors": 0, "runtime": 0, "wording": 0, "verbose": 0, "kernels": 0, "data": 1, "model": 2, "predict": 3,
-          "stages": 4, "report": 4, "distributed": 5, "pipeline": 6, "api": 7, "cli": 7, "cliopts": 7, "__main__": 7,
+          "stages": 4, "report": 4, "distributed": 5, "pipeline": 6, "api": 7, "cli": 7, "__main__": 7,
           "__init__": 7}
 # The deliberate exception, commented where it happens: the pipeline validates its steps against the
 # CLI's own click parameters (pipeline/spec.py stage_params).

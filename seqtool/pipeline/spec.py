@@ -94,7 +94,7 @@ def stage_params(stage: str) -> dict:
 
     params = {}
     for p in cli.commands[stage].params:
-        if not p.expose_value:   # -q, -v, --threads (cliopts.py): settings of the whole run, not of a step
+        if not p.expose_value:   # -q, -v, --threads (cli/options.py): settings of the whole run, not of a step
             continue
         longs = [o for o in p.opts if o.startswith("--")] or p.opts
         params[longs[0].lstrip("-").replace("-", "_")] = p

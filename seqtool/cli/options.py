@@ -22,6 +22,8 @@ import click
 
 from seqtool import verbose
 from seqtool.data.readers import FORMATS, Reading
+from seqtool.errors import UsageError
+from seqtool.model.defaults import default_text
 
 
 class Settings:
@@ -127,3 +129,61 @@ def read_options(command):
     for option in reversed(_READ_OPTIONS):
         packed = option(packed)
     return packed
+
+
+# ---------------------------------------------------------------- arguments and options of several commands
+
+input_argument = click.argument("input", default="-", metavar="[INPUT]", shell_complete=complete_files)
+skip_invalid_option = click.option(
+    "--skip-invalid", is_flag=True,
+    help="Skip records that break the contract (their count goes to stderr) instead of stopping.")
+
+
+model_option = click.option("-m", "--model", required=True, metavar="DIR", shell_complete=complete_dirs,
+                            help="A model directory (seqtool train -o).")
+
+
+class DaskAddress(click.ParamType):
+    """``--dask``: a scheduler URL or local:N, checked before anything runs (pipelines too)."""
+
+    name = "Dask address (tcp://HOST:PORT or local:N)"
+
+    def convert(self, value, param, ctx):
+        from seqtool.distributed.cluster import parse_address
+
+        try:
+            parse_address(value if isinstance(value, str) else "")
+        except UsageError:
+            self.fail(f"{value!r}: expected a scheduler address (tcp://HOST:PORT) or local:N (N >= 1)", param, ctx)
+        return value
+
+
+inputs_argument = click.argument("input", nargs=-1, metavar="[INPUT]...", shell_complete=complete_files)
+dask_option = click.option(
+    "--dask", type=DaskAddress(), metavar="ADDRESS",
+    help="Run on a Dask cluster: a scheduler (tcp://HOST:8786) or local:N worker processes (pip install "
+         "'seqtool[dask]', or '.[dask]' from a checkout). INPUT... are then files or globs, read by the workers.")
+outdir_option = click.option(
+    "-o", "--output", metavar="DIR",
+    help="With --dask: write the records to DIR/part-00000.jsonl, ... (in input order) instead of stdout.")
+
+
+def inputs_for(inputs: tuple, dask: str | None, output: str | None):
+    """--dask: the INPUT list; otherwise the one INPUT (default -), which is all one process reads."""
+    if dask:
+        return list(inputs)
+    if output is not None:
+        raise UsageError("-o DIR (part files) goes with --dask; without it the records go to stdout")
+    if len(inputs) > 1:
+        raise UsageError("several INPUTs go with --dask; for one process, cat them into one stream")
+    return inputs[0] if inputs else "-"
+batch_option = click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+                            help="Records per prediction batch (memory is flat in the input's length).")
+
+
+def train_option(*decls, **kw):
+    """An option of ``seqtool train`` whose help ends with its default per task, rendered from the
+    tables of model/defaults.py that training reads (so --help cannot drift from what runs)."""
+    name = next(d for d in decls if d.startswith("--")).split("/")[0][2:].replace("-", "_")
+    kw["help"] = f"{kw.get('help', '')} {default_text(name)}".strip()
+    return click.option(*decls, **kw)
