@@ -23,7 +23,7 @@ from seqtool.stages.dedupe import BLOCK, GroupJoin, block_pairs, find_groups
 from seqtool.distributed.parts import plan
 from seqtool.stages.train import run_train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
 
 

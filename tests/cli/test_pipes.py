@@ -8,7 +8,7 @@ from itertools import groupby
 from pathlib import Path
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEQTOOL = [shutil.which("seqtool")] if shutil.which("seqtool") else [sys.executable, "-m", "seqtool"]
 
 

@@ -25,7 +25,7 @@ from seqtool.cli import cli
 from seqtool.pipeline.links import read_pipeline
 from seqtool.pipeline.state import fingerprint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
 
 

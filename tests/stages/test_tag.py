@@ -1,14 +1,17 @@
-"""tag --output-format inline (entities in brackets, for reading) and tag --text (repeatable), issue 13."""
+"""The tag stage: --output-format inline (entities in brackets, for reading), --text (repeatable), and the
+stream itself (worker threads, input order, extra keys, the records before a bad one)."""
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from training_data import context_tagging, negation, train, write_jsonl
 
 from seqtool.cli import cli
 from seqtool.predict import inline_line
+from seqtool.stages.tag import run_tag
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 
 
 def run(*args, input=None):
@@ -99,3 +102,66 @@ def test_inline_and_text_go_without_dask(tiny_models, tmp_path):
     result = run("tag", "-m", tiny_models["ner"], "--dask", "local:1", "--text", "a")
     assert result.exit_code == 2
     assert "--text goes without --dask" in result.stderr
+
+
+# ---------------------------------------------------------------- streaming, threads, order, errors
+
+def test_tag_on_worker_threads_writes_what_one_thread_writes(tmp_path):
+    """Chunks computed side by side by two workers (each through the token cache) come out in input order,
+    byte for byte as with one thread, and tag as the model itself does (numpy path, whole input at once)."""
+    from seqtool.data.dataset import Ragged
+    from seqtool.data.dataset import TaskData
+    from seqtool.kernels.numpy_path import numpy_inference
+    from seqtool.model.inference import predict_tags
+    from seqtool.predict import LoadedModel
+
+    out, _, dev = train(tmp_path, context_tagging(300, 0), context_tagging(40, 1), task="tagger", epochs=2,
+                        hidden=16, embed=8)                      # the default tagger: CRF, char CNN, shapes
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": i, **r} for i, r in enumerate(context_tagging(300, 3))])
+    outputs = {}
+    for threads in (1, 2):
+        dst = tmp_path / f"out{threads}.jsonl"
+        with open(dst, "wb") as f:
+            run_tag(out, src, f, batch_size=16, threads=threads)
+        outputs[threads] = dst.read_bytes()
+    assert outputs[1] == outputs[2]
+    rows = [json.loads(line) for line in outputs[2].decode().splitlines()]
+    assert [r["id"] for r in rows] == list(range(300))
+    loaded = LoadedModel(out)
+    records = [loaded.encode(json.loads(line)) for line in open(src)]
+    data = TaskData("tagger", Ragged([r["ids"] for r in records]).finish(),
+                    chars=loaded.char_column([r["tokens"] for r in records]))
+    with numpy_inference():
+        direct = list(predict_tags(loaded.model, data, len(data)))
+    names = loaded.vocab.tags.names
+    assert [r["tags"] for r in rows] == [[names[t] for t in pred] for pred, _ in direct]
+
+
+def test_tag_keeps_extra_keys_and_order(tmp_path):
+    out, _, _ = train(tmp_path, negation(200, 0), negation(50, 1), task="classifier", epochs=1, hidden=8,
+                      embed=8)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in
+                                               enumerate(["i am happy", "not glad", "so sad today"] * 5)])
+    dst = tmp_path / "out.jsonl"
+    with open(dst, "wb") as f:
+        run_tag(out, src, f, batch_size=4)
+    rows = [json.loads(line) for line in open(dst)]
+    assert [r["id"] for r in rows] == list(range(15))
+    assert all(r["label"] in ("positive", "negative") and abs(sum(r["probs"].values()) - 1) < 1e-3 for r in rows)
+
+
+def test_tag_writes_every_record_before_a_bad_one_then_names_its_line(tmp_path):
+    import pytest
+
+    from seqtool.errors import DataError
+
+    out, _, _ = train(tmp_path, negation(200, 0), negation(50, 1), task="classifier", epochs=1, hidden=8,
+                      embed=8)
+    src = tmp_path / "in.jsonl"
+    good = [json.dumps({"id": i, "text": "i am happy"}) for i in range(9)]
+    src.write_text("\n".join(good[:7] + ["{not json"] + good[7:]) + "\n")
+    dst = tmp_path / "out.jsonl"
+    with open(dst, "wb") as f, pytest.raises(DataError) as e:
+        run_tag(out, str(src), f, batch_size=2)        # chunks of 2: the bad line is in the fourth
+    assert str(e.value).startswith(f"{src}:8: ")
+    assert [json.loads(line)["id"] for line in open(dst)] == list(range(6))   # the three whole chunks before it

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from seqtool.cli import cli
 from seqtool.stages.train import run_train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
 
 

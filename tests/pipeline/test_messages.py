@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from seqtool.cli import cli
 from seqtool.wording import plural
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args, input=None, env=None):

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from seqtool.cli import cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
 
 

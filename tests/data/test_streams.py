@@ -17,7 +17,7 @@ from seqtool.cli import cli
 from seqtool.data.readers import Reading, Source
 from seqtool.errors import DataError, UsageError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 JSONL = b'{"text": "caf\xc3\xa9 ok", "label": "pos"}\n{"text": "bad", "label": "neg"}\n'
 RECORDS = [(1, {"text": "caf\u00e9 ok", "label": "pos"}), (2, {"text": "bad", "label": "neg"})]
 

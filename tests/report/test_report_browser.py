@@ -17,7 +17,7 @@ PIL = pytest.importorskip("PIL.Image", reason="Pillow (a matplotlib dependency) 
 from seqtool.stages.report import run_report  # noqa: E402
 from seqtool.stages.train import run_train  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars")

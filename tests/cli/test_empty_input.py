@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from seqtool.cli import cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EMPTY = {"nothing": b"", "blank lines": b"\n\n  \n\t\n"}
 
 

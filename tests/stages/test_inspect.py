@@ -9,7 +9,7 @@ from seqtool.cli import cli
 from seqtool.data.datastats import DataStats, oov, unseen
 from seqtool.data.vocab import Vocab, build_vocab, prepare
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 
 
 def run(*args, input=None):

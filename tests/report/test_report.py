@@ -24,7 +24,7 @@ from seqtool.stages.eval import run_eval  # noqa: E402
 from seqtool.stages.report import run_report  # noqa: E402
 from seqtool.stages.train import run_train  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
 TINY = dict(epochs=3, embed=8, hidden=8, seed=1, threads=1, progress=False)
 

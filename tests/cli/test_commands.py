@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from seqtool import __version__
 from seqtool.cli import cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 TAGGED = (b'{"id": "a", "tokens": ["Ann", "saw", "Bo"], "tags": ["B-PER", "O", "B-PER"]}\n'
           b'\n'
@@ -166,7 +166,7 @@ def test_version_names_numpy_numba_and_python_without_importing_them():
     code = ("import sys\nfrom seqtool.cli import cli\ntry:\n    cli.main(['--version'])\nexcept SystemExit:\n"
             "    pass\nprint(sorted(m for m in ('numpy', 'numba') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout
+                         cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.splitlines()[-1] == "[]"
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from seqtool.cli import cli
 from seqtool.model import modelio
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["--epochs", "1", "--hidden", "4", "--embed", "4"]
 TINY_TAGGER = [*TINY, "--char-dim", "2", "--char-filters", "2", "--shape-dim", "2"]
 

@@ -1,0 +1,121 @@
+"""train end to end on synthetic tasks that need what the models claim to have: learning, seeds, kill -9,
+Ctrl-C and --resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from training_data import context_tagging, negation, train, write_jsonl
+
+from seqtool.errors import SeqtoolError
+from seqtool.model import modelio
+from seqtool.stages.eval import run_eval
+from seqtool.stages.train import run_train
+
+
+def test_tagger_learns_a_rule_that_needs_context(tmp_path):
+    out, summary, dev = train(tmp_path, context_tagging(600, 0), context_tagging(200, 1), task="tagger",
+                              epochs=12, hidden=32, embed=16, dropout=0.0, word_dropout=0.0, lr=0.01)
+    assert summary["dev"]["f1"] > 0.97, summary
+    metrics, _ = run_eval(dev, model=out)
+    assert metrics["f1"] > 0.97 and metrics["accuracy"] > 0.99
+
+
+def test_classifier_learns_negation_that_a_bag_of_words_cannot(tmp_path):
+    train_set, dev_set = negation(800, 0), negation(300, 1)
+    _, rnn, _ = train(tmp_path, train_set, dev_set, "rnn", task="classifier", cell="lstm", epochs=15, hidden=32, embed=16,
+                      dropout=0.0, word_dropout=0.0, lr=0.01, pool="last")
+    _, bow, _ = train(tmp_path, train_set, dev_set, "bow", task="classifier", cell="none", epochs=15, embed=16,
+                      dropout=0.0, word_dropout=0.0, lr=0.01)
+    assert rnn["dev"]["accuracy"] > 0.97, rnn
+    assert bow["dev"]["accuracy"] < 0.85, bow
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    data, dev = context_tagging(200, 0), context_tagging(50, 1)
+    a, _, _ = train(tmp_path, data, dev, "a", task="tagger", epochs=2, hidden=16, embed=8, seed=7)
+    b, _, _ = train(tmp_path, data, dev, "b", task="tagger", epochs=2, hidden=16, embed=8, seed=7)
+    wa, wb = modelio.load_model(a)[1], modelio.load_model(b)[1]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert np.array_equal(wa[k], wb[k]), k
+
+
+KILL_SCRIPT = """
+import sys
+from seqtool.stages.train import run_train
+run_train(sys.argv[1], output=sys.argv[2], task="tagger", epochs=10000, hidden=16, embed=8, progress=False,
+          patience=0)
+"""
+
+
+def test_kill_9_during_train_leaves_the_previous_model_loadable(tmp_path):
+    out, _, _ = train(tmp_path, context_tagging(100, 0), context_tagging(20, 1), task="tagger", epochs=1,
+                      hidden=16, embed=8)
+    before = modelio.load_model(out)[1]
+    src = write_jsonl(tmp_path / "big.jsonl", context_tagging(300, 2))
+    for delay in (0.5, 2.0, 4.0):
+        p = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, src, out])
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        config, weights, _, _ = modelio.load_model(out)
+        assert config["task"] == "tagger" and weights.keys() == before.keys()
+        for name, array in before.items():               # the previous model, bit for bit
+            assert np.array_equal(weights[name], array), name
+        if os.path.isdir(out + ".ckpt"):                 # a checkpoint there is whole: it loads
+            assert modelio.load_checkpoint(out + ".ckpt")["epoch"] >= 1
+
+
+def test_interrupt_saves_a_checkpoint_and_resume_continues(tmp_path):
+    src = write_jsonl(tmp_path / "d.jsonl", context_tagging(300, 0))
+    out = str(tmp_path / "m")
+    p = subprocess.Popen([sys.executable, "-m", "seqtool", "train", "--task", "tagger", "--train", src, "-o", out,
+                          "--epochs", "10000", "--hidden", "16", "--embed", "8", "--patience", "0"],
+                         stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.time() + 120
+    while not os.path.isdir(out + ".ckpt") and time.time() < deadline:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err.decode()
+    assert b"Traceback" not in err and b"--resume" in err
+    state = modelio.load_checkpoint(out + ".ckpt")
+    done = state["epoch"]
+    summary, _ = run_train(src, output=out, task="tagger", epochs=done + 1, hidden=16, embed=8, resume=True,
+                           progress=False, patience=0)
+    assert summary["epochs"] == done + 1 and os.path.isdir(out) and not os.path.exists(out + ".ckpt")
+    history = json.loads((tmp_path / "m" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == list(range(1, done + 2))      # the whole run's history
+
+
+def test_interrupted_then_resumed_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    """Ctrl-C right after epoch 2's checkpoint, then --resume to 4 epochs: the same bits as 4 epochs in one go
+    (weights, optimiser moments and the random generator all come back whole)."""
+    train_file = write_jsonl(tmp_path / "d.jsonl", context_tagging(200, 0))
+    dev_file = write_jsonl(tmp_path / "dev.jsonl", context_tagging(40, 1))
+    opts = dict(task="tagger", dev=dev_file, epochs=4, hidden=16, embed=8, progress=False, patience=0, threads=1)
+    run_train(train_file, output=str(tmp_path / "whole"), **opts)
+    real_save, pressed = modelio.save_checkpoint, []
+
+    def save_then_interrupt(path, state):
+        real_save(path, state)
+        if state["epoch"] == 2 and not pressed:          # Ctrl-C once, right after epoch 2's checkpoint
+            pressed.append(True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(modelio, "save_checkpoint", save_then_interrupt)
+    with pytest.raises(SeqtoolError, match="interrupted after 2 epochs"):
+        run_train(train_file, output=str(tmp_path / "resumed"), **opts)
+    monkeypatch.setattr(modelio, "save_checkpoint", real_save)
+    summary, _ = run_train(train_file, output=str(tmp_path / "resumed"), resume=True, **opts)
+    assert summary["epochs"] == 4
+    whole, resumed = modelio.load_model(tmp_path / "whole"), modelio.load_model(tmp_path / "resumed")
+    assert whole[1].keys() == resumed[1].keys()
+    for name in whole[1]:
+        assert np.array_equal(whole[1][name], resumed[1][name]), name
+    assert [h["loss"] for h in whole[3]["history"]] == [h["loss"] for h in resumed[3]["history"]]
