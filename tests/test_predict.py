@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from seqtool.data.tokenize import token_offsets, tokenize
-from seqtool.predict import (LoadedModel, conll_lines, encode_pair, encode_text, encode_texts, pair_chunks,
+from seqtool.data.tagged import conll_lines
+from seqtool.predict import (LoadedModel, encode_pair, encode_text, encode_texts, pair_chunks,
                              predict_chunk, tag_chunks)
 from seqtool.stages.train import run_train
 

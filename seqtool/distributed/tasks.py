@@ -131,7 +131,8 @@ def _data(out) -> dict:
 
 @_task
 def tag_part(part: Part, model: str, opts: dict, out_dir: str | None) -> dict:
-    from seqtool.predict import conll_lines, predict_chunk
+    from seqtool.data.tagged import conll_lines
+    from seqtool.predict import predict_chunk
 
     time.sleep(opts.get("delay", 0.0))           # benchmarks: a simulated slow partition
     t0 = time.perf_counter()

@@ -13,7 +13,8 @@ from seqtool.data.jsonl import STDIN
 from seqtool.data.readers import Source
 from seqtool.errors import UsageError
 from seqtool.data.texts import TextArguments
-from seqtool.predict import OUTPUT_FORMATS, LoadedModel, tag_chunks
+from seqtool.data.tagged import OUTPUT_FORMATS
+from seqtool.predict import LoadedModel, tag_chunks
 from seqtool.stages.base import Report, source_warnings
 from seqtool.wording import plural
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from training_data import context_tagging, negation, train, write_jsonl
 
 from seqtool.cli import cli
-from seqtool.predict import inline_line
+from seqtool.data.tagged import inline_line
 from seqtool.stages.tag import run_tag
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
