@@ -260,7 +260,10 @@ batch_option = click.option("--batch-size", type=click.IntRange(1), default=256,
 @click.option("--char-filters", type=click.IntRange(1), help="--char: CNN filters, the feature size [50].")
 @click.option("--char-window", type=click.IntRange(1), help="--char: CNN window in characters, odd [3].")
 @click.option("--shape-dim", type=click.IntRange(0), help="tagger: word-shape embedding size (0: none) [8].")
-@click.option("--embeddings", metavar="FILE", help="Initialise word vectors from a GloVe/word2vec text file (.gz ok).")
+@click.option("--embeddings", metavar="FILE", help="Pretrained word vectors, a GloVe/word2vec text file (.gz ok): "
+              "they initialise the table and their words join the vocabulary.")
+@click.option("--vectors-limit", type=click.IntRange(0), help="--embeddings: only the file's first N words join the "
+              "vocabulary (0: none, only training words get vectors) [all].")
 @click.option("--freeze-embeddings/--train-embeddings", default=None, help="Keep the word vectors fixed [train them].")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]))
 @click.option("--lr", type=float, help="Learning rate.")

@@ -25,6 +25,7 @@ from seqtool.data.tokenize import tokenize
 FORMAT_VERSION = 1
 PAD, UNK = "<PAD>", "<UNK>"
 PAD_ID, UNK_ID = 0, 1
+VECTOR_WORDS = "vector_word_list"   # in a model's vocab dict: the words a vectors file added (words.txt)
 
 # (tokens key, text key it is made from, ids key) for each token sequence a record may carry.
 SEQUENCES = (("tokens", "text", "ids"), ("q1_tokens", "q1", "q1_ids"), ("q2_tokens", "q2", "q2_ids"))
@@ -118,10 +119,36 @@ class Vocab:
         return self.add_ids(prepare(record))
 
     def word_ids(self, tokens) -> list[int]:
-        """The word ids of ``tokens`` (looked up in lower case for a lower-cased vocabulary; <UNK> if unknown)."""
+        """The word ids of ``tokens`` (looked up in lower case for a lower-cased vocabulary; <UNK> if unknown).
+
+        A cased vocabulary that a (lower-cased) vectors file extended falls back to the lower-cased form,
+        as the vectors were matched: "Berlin", unseen in training, finds GloVe's "berlin"."""
+        index = self.words.index
         if self.lowercase:
             tokens = map(str.lower, tokens)
-        return list(map(self.words.index.get, tokens, repeat(UNK_ID)))
+        elif self.vector_words_added:
+            return [index.get(t) or index.get(t.lower(), UNK_ID) for t in tokens]   # no word has id 0 (<PAD>)
+        return list(map(index.get, tokens, repeat(UNK_ID)))
+
+    @property
+    def vector_words_added(self) -> int:
+        return self.settings.get("vector_words", 0)
+
+    def extend(self, words: list[str]) -> int:
+        """Append the words of a vectors file that the vocabulary lacks (in file order, lower-cased for a
+        lower-cased vocabulary); returns how many. Training words keep their ids."""
+        index, names = self.words.index, self.words.names
+        if self.lowercase:
+            words = [w.lower() for w in words]
+        new = [w for w in dict.fromkeys(words) if w not in index and w not in (PAD, UNK)]
+        self.words = Table(names + new, self.words.counts + [0] * len(new))
+        self.settings["vector_words"] = self.vector_words_added + len(new)
+        return len(new)
+
+    def vector_words(self) -> list[str]:
+        """The words ``extend`` added (saved apart from vocab.json, in words.txt)."""
+        k = self.vector_words_added
+        return self.words.names[len(self.words) - k:] if k else []
 
     def add_ids(self, record: dict) -> dict:
         """Add the ids to a record that ``prepare`` returned (in place; returns it)."""
@@ -143,12 +170,16 @@ class Vocab:
         return record
 
     def to_dict(self) -> dict:
+        """The vocabulary as JSON, without the words a vectors file added (``vector_words``)."""
+        k = self.vector_words_added
+        words = self.words.to_json()
         return {"format_version": FORMAT_VERSION, "lowercase": self.lowercase, **self.settings,
-                "words": self.words.to_json(), "tags": self.tags.to_json(),
+                "words": words[:len(words) - k], "tags": self.tags.to_json(),
                 "labels": self.labels.to_json(), "chars": self.chars.to_json()}
 
     @classmethod
     def from_dict(cls, data: dict, name: str = "vocabulary") -> "Vocab":
+        """The vocabulary of ``to_dict``; a model's carries the vectors' words under VECTOR_WORDS."""
         if not isinstance(data, dict) or "format_version" not in data:
             raise DataError("not a seqtool vocabulary (no format_version)", name)
         if data["format_version"] != FORMAT_VERSION:
@@ -156,7 +187,13 @@ class Vocab:
                             f"(this seqtool reads {FORMAT_VERSION}); rebuild it with seqtool vocab -o", name)
         try:
             tables = {key: Table.from_json(data[key]) for key in ("words", "tags", "labels", "chars")}
-            settings = {k: v for k, v in data.items() if k not in tables and k not in ("format_version", "lowercase")}
+            added = data.get(VECTOR_WORDS, [])
+            if len(added) != data.get("vector_words", 0):
+                raise ValueError(f"{data.get('vector_words', 0)} vector words expected, {len(added)} given")
+            if added:
+                tables["words"] = Table(tables["words"].names + added, tables["words"].counts + [0] * len(added))
+            settings = {k: v for k, v in data.items()
+                        if k not in tables and k not in ("format_version", "lowercase", VECTOR_WORDS)}
             vocab = cls(**tables, lowercase=bool(data.get("lowercase")), settings=settings)
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"not a seqtool vocabulary ({type(e).__name__}: {e})", name) from None

@@ -36,6 +36,7 @@ RECORD_STAGES = ("vocab", "pad", "tag", "dedupe")  # stages whose stdout is reco
 # What {from: STEP} stands for in each key, and the stages that make it.
 READS = {"input": "records", "train": "records", "dev": "records", "model": "model", "vocab": "vocab"}
 MAKERS = {"records": RECORD_STAGES, "model": ("train", "promote"), "vocab": ("vocab",)}
+EMPTY_IS_NONE = ("embeddings",)   # an empty value (an unset variable's default) means "not given"
 PATH_KEYS = ("input", "train", "dev", "model", "vocab", "embeddings", "output", "stdout", "to")  # resolved against root
 PROMOTE_KEYS = {"model": "path", "to": "path", "metric": "name", "min_delta": "delta", "keep_previous": "bool",
                 "dev": "path"}
@@ -246,6 +247,8 @@ class _Builder:
                                  self.path, line)
             return raw
         value = self.env.expand(raw, line)
+        if key in EMPTY_IS_NONE and value == "":
+            return None                  # ${env.SEQTOOL_VECTORS:-}: the option is not given
         kind = "path" if key in PATH_KEYS else kind
         try:
             value = _typed(value, kind)

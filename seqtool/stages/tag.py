@@ -28,7 +28,7 @@ from seqtool.model.layers import Layer
 from seqtool.data.metrics import spans
 from seqtool.data.readers import Source
 from seqtool.stages.base import Report
-from seqtool.model.tasks import build_model, reads_chars, set_weights
+from seqtool.model.tasks import load_network, reads_chars
 from seqtool.model.token_cache import TokenCache
 from seqtool.data.vocab import Vocab, prepare
 
@@ -46,10 +46,8 @@ class LoadedModel:
         self.config, weights, vocab, self.metrics = modelio.load_model(path)
         self.vocab = Vocab.from_dict(vocab, path)
         self.task = self.config["task"]
-        self.model = build_model(self.config, self.config["n_vocab"], self.config["n_out"], seed=0,
-                                 n_chars=len(self.vocab.chars),
-                                 tag_names=self.vocab.tags.names if self.task == "tagger" else None)
-        set_weights(self.model, weights)
+        self.model = load_network(self.config, weights, n_chars=len(self.vocab.chars),
+                                  tag_names=self.vocab.tags.names if self.task == "tagger" else None)
         self.char_rows: dict = {}   # token -> its character row, shared by the chunks of a stream
         self._token_cache: TokenCache | None | bool = False   # built on first use (kernels only)
 

@@ -118,12 +118,22 @@ def _char_index(vocab: Vocab, cfg: dict) -> dict | None:
     return vocab.chars.index if reads_chars(cfg) else None
 
 
-def _pretrained(model, cfg: dict, vocab: Vocab) -> str:
-    """Fill the word embedding from cfg["embeddings"]; returns the coverage line for stderr."""
-    from seqtool.model.embeddings import load_vectors
+def _read_vectors(cfg: dict, vocab: Vocab, given_embed: int | None):
+    """The vectors file of --embeddings, its words added to ``vocab``; --embed set to its dimension."""
+    from seqtool.model.embeddings import Pretrained
 
-    coverage = load_vectors(cfg["embeddings"], vocab.words.names, word_embedding(model).params["E"])
-    return coverage.summary(cfg["embeddings"])
+    _embed_size(cfg, given_embed)
+    return Pretrained(cfg["embeddings"], cfg["vectors_limit"], vocab)
+
+
+def _flat_ids(data: TaskData) -> np.ndarray:
+    return np.concatenate([r.flat for r in (data.tokens, data.tokens2) if r is not None])
+
+
+def _table_name(model) -> str:
+    """The name under which the word table is saved (config["word_table"]: apart, memory-mapped)."""
+    table = word_embedding(model).params["E"]
+    return next(name for name, arr in model.named_params().items() if arr is table)
 
 
 def _embed_size(cfg: dict, given: int | None) -> None:
@@ -151,6 +161,8 @@ def run_train(train: str = STDIN, *, output: str, task: str = "tagger", dev: str
     configure(threads)
     cfg = resolve_options(task, options)
     data, vocabulary, fingerprint = read_training_data(train, format, vocab, cfg, skip_invalid)
+    pretrained = _read_vectors(cfg, vocabulary, options.get("embed")) if cfg["embeddings"] else None
+    train_ids = _flat_ids(data)
     if task == "siamese":
         n_dup = int(np.sum(data.labels == 1))
         if n_dup < 2:
@@ -159,12 +171,13 @@ def run_train(train: str = STDIN, *, output: str, task: str = "tagger", dev: str
         data = training_pairs(data, hard_negatives=cfg["hard_negatives"])
     dev_data = read_dev(dev, format, vocabulary, task, cfg) if dev else None
     n_out = _output_size(task, vocabulary)
-    if cfg["embeddings"]:
-        _embed_size(cfg, options.get("embed"))
     model = build_model(cfg, len(vocabulary.words), n_out, cfg["seed"], n_chars=len(vocabulary.chars),
                         tag_names=vocabulary.tags.names if task == "tagger" else None)
-    if cfg["embeddings"] and not resume:
-        print(f"seqtool train: {_pretrained(model, cfg, vocabulary)}", file=sys.stderr)
+    if pretrained is not None and not resume:
+        ids = {"train": train_ids, **({"dev": _flat_ids(dev_data)} if dev_data is not None else {})}
+        for line in pretrained.fill(word_embedding(model).params["E"], ids):
+            print(f"seqtool train: {line}", file=sys.stderr)
+    del pretrained, train_ids
     ckpt_path = output.rstrip("/") + ".ckpt"
     state = _load_resume(ckpt_path, model) if resume else None
     opt = make_optimizer(model, cfg)
@@ -216,8 +229,10 @@ def run_train(train: str = STDIN, *, output: str, task: str = "tagger", dev: str
                   data_fingerprint=fingerprint, threads=threads)
     if task == "siamese":
         config["threshold"] = metrics["best_dev"].get("threshold")
+    if vocabulary.vector_words_added:
+        config["word_table"] = _table_name(model)
     modelio.save_model(output, config, {k: v for k, v in model.named_params().items()}, vocabulary.to_dict(),
-                       metrics)
+                       metrics, vector_words=vocabulary.vector_words())
     shutil.rmtree(ckpt_path, ignore_errors=True)
     summary = {"model": output, "task": task, "epochs": len(result.history), "best_epoch": result.best_epoch,
                "stopped": result.stopped, "dev": metrics["best_dev"], "seconds": metrics["seconds"],
