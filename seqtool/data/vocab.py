@@ -12,6 +12,7 @@ Ids: words and characters have ``<PAD>`` = 0 and ``<UNK>`` = 1, then the rest
 by count (highest first) and then by text; tags have ``O`` first (when seen)
 and then the rest sorted; labels are sorted (numbers before strings).
 """
+import bisect
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -82,15 +83,30 @@ def prepare(record: dict) -> dict:
 
 @dataclass
 class Table:
-    """Names in id order, with how often each was seen in the data the vocabulary was built from."""
+    """Names in id order, with how often each was seen in the data the vocabulary was built from.
+
+    ``sorted_from``: the names from there on (the words a vectors file added, 400k of them) are
+    sorted and looked up by bisection instead of a dict, which would take longer to build at load
+    than a one-sentence ``tag`` may take in all.
+    """
 
     names: list
     counts: list[int]
+    sorted_from: int | None = None
     index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # A literal "<PAD>" in the data must not get the padding id: it is left out of the lookup.
-        self.index = {name: i for i, name in enumerate(self.names) if name != PAD}
+        head = self.names if self.sorted_from is None else self.names[:self.sorted_from]
+        self.index = {name: i for i, name in enumerate(head) if name != PAD}
+
+    def get(self, name: str, default=None):
+        """The id of ``name`` (dict, then the sorted tail), else ``default``."""
+        i = self.index.get(name)
+        if i is not None or self.sorted_from is None:
+            return default if i is None else i
+        k = bisect.bisect_left(self.names, name, self.sorted_from)
+        return k if k < len(self.names) and self.names[k] == name else default
 
     def __len__(self) -> int:
         return len(self.names)
@@ -123,26 +139,30 @@ class Vocab:
 
         A cased vocabulary that a (lower-cased) vectors file extended falls back to the lower-cased form,
         as the vectors were matched: "Berlin", unseen in training, finds GloVe's "berlin"."""
-        index = self.words.index
         if self.lowercase:
             tokens = map(str.lower, tokens)
-        elif self.vector_words_added:
-            return [index.get(t) or index.get(t.lower(), UNK_ID) for t in tokens]   # no word has id 0 (<PAD>)
-        return list(map(index.get, tokens, repeat(UNK_ID)))
+        if not self.vector_words_added:
+            return list(map(self.words.index.get, tokens, repeat(UNK_ID)))
+        get = self.words.get
+        if self.lowercase:
+            return [get(t, UNK_ID) for t in tokens]
+        return [get(t, 0) or get(t.lower(), UNK_ID) for t in tokens]   # no word has id 0 (<PAD>)
 
     @property
     def vector_words_added(self) -> int:
         return self.settings.get("vector_words", 0)
 
     def extend(self, words: list[str]) -> int:
-        """Append the words of a vectors file that the vocabulary lacks (in file order, lower-cased for a
-        lower-cased vocabulary); returns how many. Training words keep their ids."""
+        """Add the words of a vectors file that the vocabulary lacks (lower-cased for a lower-cased
+        vocabulary), sorted, after the training words (which keep their ids); returns how many."""
+        if self.vector_words_added:
+            raise ValueError("the vocabulary already holds a vectors file's words")
         index, names = self.words.index, self.words.names
         if self.lowercase:
             words = [w.lower() for w in words]
-        new = [w for w in dict.fromkeys(words) if w not in index and w not in (PAD, UNK)]
-        self.words = Table(names + new, self.words.counts + [0] * len(new))
-        self.settings["vector_words"] = self.vector_words_added + len(new)
+        new = sorted(set(words) - set(index) - {PAD, UNK})
+        self.words = Table(names + new, self.words.counts + [0] * len(new), sorted_from=len(names))
+        self.settings["vector_words"] = len(new)
         return len(new)
 
     def vector_words(self) -> list[str]:
@@ -191,7 +211,8 @@ class Vocab:
             if len(added) != data.get("vector_words", 0):
                 raise ValueError(f"{data.get('vector_words', 0)} vector words expected, {len(added)} given")
             if added:
-                tables["words"] = Table(tables["words"].names + added, tables["words"].counts + [0] * len(added))
+                head = tables["words"]
+                tables["words"] = Table(head.names + added, head.counts + [0] * len(added), sorted_from=len(head))
             settings = {k: v for k, v in data.items()
                         if k not in tables and k not in ("format_version", "lowercase", VECTOR_WORDS)}
             vocab = cls(**tables, lowercase=bool(data.get("lowercase")), settings=settings)
