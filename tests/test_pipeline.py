@@ -718,6 +718,6 @@ def test_the_readme_example_is_a_valid_pipeline(tmp_path):
 def test_example_pipelines_take_vectors_from_seqtool_vectors_when_set(name):
     path = str(Path(__file__).resolve().parents[1] / "pipelines" / name)
     train = {s.name: s for s in read_pipeline(path, environ={}).steps}["train"]
-    assert train.options.get("embeddings") is None
+    assert "embeddings" not in train.options
     train = {s.name: s for s in read_pipeline(path, environ={"SEQTOOL_VECTORS": "/v/glove.txt"}).steps}["train"]
     assert train.options["embeddings"] == "/v/glove.txt"

@@ -211,6 +211,8 @@ class _Builder:
             if key != "stage":
                 step.lines[key] = body.line_of(key)
                 step.options[key] = self._value(step, key, raw, allowed[key])
+                if step.options[key] is None:       # an empty optional path: the option is not given
+                    del step.options[key]
         self._shorthand(step)
         return step
 
@@ -248,7 +250,7 @@ class _Builder:
             return raw
         value = self.env.expand(raw, line)
         if key in EMPTY_IS_NONE and value == "":
-            return None                  # ${env.SEQTOOL_VECTORS:-}: the option is not given
+            return None                  # ${env.SEQTOOL_VECTORS:-}: the option is not given (dropped)
         kind = "path" if key in PATH_KEYS else kind
         try:
             value = _typed(value, kind)
