@@ -37,7 +37,7 @@ from seqtool.kernels.numpy_path import numpy_inference
 from seqtool.model import modelio
 from seqtool.model.inference import pair_similarities, predict_labels, predict_tags
 from seqtool.model.layers import Layer
-from seqtool.model.tasks import build_model, encode, reads_chars, set_weights
+from seqtool.model.tasks import encode, load_network, reads_chars
 from seqtool.model.token_cache import TokenCache
 from seqtool.verbose import log, phase
 from seqtool.wording import plural
@@ -57,10 +57,8 @@ class LoadedModel:
         self.config, weights, vocab, self.metrics = modelio.load_model(path)
         self.vocab = Vocab.from_dict(vocab, path)
         self.task = self.config["task"]
-        self.model = build_model(self.config, self.config["n_vocab"], self.config["n_out"], seed=0,
-                                 n_chars=len(self.vocab.chars),
-                                 tag_names=self.vocab.tags.names if self.task == "tagger" else None)
-        set_weights(self.model, weights)
+        self.model = load_network(self.config, weights, n_chars=len(self.vocab.chars),
+                                  tag_names=self.vocab.tags.names if self.task == "tagger" else None)
         log.info("model %s: a %s, %s words, loaded in %.2f s", path, self.task, len(self.vocab.words),
                  time.perf_counter() - start)
         self.char_rows: dict = {}   # token -> its character row, shared by the chunks of a stream

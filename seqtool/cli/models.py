@@ -42,7 +42,10 @@ from seqtool.model.defaults import TASKS
 @train_option("--char-filters", type=click.IntRange(1), help="--char: CNN filters, the feature size.")
 @train_option("--char-window", type=click.IntRange(1), help="--char: CNN window in characters, odd.")
 @train_option("--shape-dim", type=click.IntRange(0), help="Word-shape embedding size (0: none).")
-@train_option("--embeddings", metavar="FILE", help="Initialise word vectors from a GloVe/word2vec text file (.gz ok).")
+@train_option("--embeddings", metavar="FILE", help="Pretrained word vectors, a GloVe/word2vec text file (.gz ok): "
+              "they initialise the table and their words join the vocabulary.")
+@train_option("--vectors-limit", type=click.IntRange(0), help="--embeddings: only the file's first N words join the "
+              "vocabulary (0: none, only training words get vectors).")
 @train_option("--freeze-embeddings/--train-embeddings", default=None, help="Keep the word vectors fixed.")
 @train_option("--optimizer", type=click.Choice(["adam", "sgd"]), help="Optimiser (sgd: momentum 0.9).")
 @train_option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")

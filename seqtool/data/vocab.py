@@ -12,6 +12,7 @@ Ids: words and characters have ``<PAD>`` = 0 and ``<UNK>`` = 1, then the rest
 by count (highest first) and then by text; tags have ``O`` first (when seen)
 and then the rest sorted; labels are sorted (numbers before strings).
 """
+import bisect
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from seqtool.data.tokenize import tokenize
 FORMAT_VERSION = 1
 PAD, UNK = "<PAD>", "<UNK>"
 PAD_ID, UNK_ID = 0, 1
+VECTOR_WORDS = "vector_word_list"   # in a model's vocab dict: the words a vectors file added (words.txt)
 
 # (tokens key, text key it is made from, ids key) for each token sequence a record may carry.
 SEQUENCES = (("tokens", "text", "ids"), ("q1_tokens", "q1", "q1_ids"), ("q2_tokens", "q2", "q2_ids"))
@@ -81,15 +83,30 @@ def prepare(record: dict) -> dict:
 
 @dataclass
 class Table:
-    """Names in id order, with how often each was seen in the data the vocabulary was built from."""
+    """Names in id order, with how often each was seen in the data the vocabulary was built from.
+
+    ``sorted_from``: the names from there on (the words a vectors file added, 400k of them) are
+    sorted and looked up by bisection instead of a dict, which would take longer to build at load
+    than a one-sentence ``tag`` may take in all.
+    """
 
     names: list
     counts: list[int]
+    sorted_from: int | None = None
     index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # A literal "<PAD>" in the data must not get the padding id: it is left out of the lookup.
-        self.index = {name: i for i, name in enumerate(self.names) if name != PAD}
+        head = self.names if self.sorted_from is None else self.names[:self.sorted_from]
+        self.index = {name: i for i, name in enumerate(head) if name != PAD}
+
+    def get(self, name: str, default=None):
+        """The id of ``name`` (dict, then the sorted tail), else ``default``."""
+        i = self.index.get(name)
+        if i is not None or self.sorted_from is None:
+            return default if i is None else i
+        k = bisect.bisect_left(self.names, name, self.sorted_from)
+        return k if k < len(self.names) and self.names[k] == name else default
 
     def __len__(self) -> int:
         return len(self.names)
@@ -118,10 +135,40 @@ class Vocab:
         return self.add_ids(prepare(record))
 
     def word_ids(self, tokens) -> list[int]:
-        """The word ids of ``tokens`` (looked up in lower case for a lower-cased vocabulary; <UNK> if unknown)."""
+        """The word ids of ``tokens`` (looked up in lower case for a lower-cased vocabulary; <UNK> if unknown).
+
+        A cased vocabulary that a (lower-cased) vectors file extended falls back to the lower-cased form,
+        as the vectors were matched: "Berlin", unseen in training, finds GloVe's "berlin"."""
         if self.lowercase:
             tokens = map(str.lower, tokens)
-        return list(map(self.words.index.get, tokens, repeat(UNK_ID)))
+        if not self.vector_words_added:
+            return list(map(self.words.index.get, tokens, repeat(UNK_ID)))
+        get = self.words.get
+        if self.lowercase:
+            return [get(t, UNK_ID) for t in tokens]
+        return [get(t, 0) or get(t.lower(), UNK_ID) for t in tokens]   # no word has id 0 (<PAD>)
+
+    @property
+    def vector_words_added(self) -> int:
+        return self.settings.get("vector_words", 0)
+
+    def extend(self, words: list[str]) -> int:
+        """Add the words of a vectors file that the vocabulary lacks (lower-cased for a lower-cased
+        vocabulary), sorted, after the training words (which keep their ids); returns how many."""
+        if self.vector_words_added:
+            raise ValueError("the vocabulary already holds a vectors file's words")
+        index, names = self.words.index, self.words.names
+        if self.lowercase:
+            words = [w.lower() for w in words]
+        new = sorted(set(words) - set(index) - {PAD, UNK})
+        self.words = Table(names + new, self.words.counts + [0] * len(new), sorted_from=len(names))
+        self.settings["vector_words"] = len(new)
+        return len(new)
+
+    def vector_words(self) -> list[str]:
+        """The words ``extend`` added (saved apart from vocab.json, in words.txt)."""
+        k = self.vector_words_added
+        return self.words.names[len(self.words) - k:] if k else []
 
     def add_ids(self, record: dict) -> dict:
         """Add the ids to a record that ``prepare`` returned (in place; returns it)."""
@@ -143,12 +190,16 @@ class Vocab:
         return record
 
     def to_dict(self) -> dict:
+        """The vocabulary as JSON, without the words a vectors file added (``vector_words``)."""
+        k = self.vector_words_added
+        words = self.words.to_json()
         return {"format_version": FORMAT_VERSION, "lowercase": self.lowercase, **self.settings,
-                "words": self.words.to_json(), "tags": self.tags.to_json(),
+                "words": words[:len(words) - k], "tags": self.tags.to_json(),
                 "labels": self.labels.to_json(), "chars": self.chars.to_json()}
 
     @classmethod
     def from_dict(cls, data: dict, name: str = "vocabulary") -> "Vocab":
+        """The vocabulary of ``to_dict``; a model's carries the vectors' words under VECTOR_WORDS."""
         if not isinstance(data, dict) or "format_version" not in data:
             raise DataError("not a seqtool vocabulary (no format_version)", name)
         if data["format_version"] != FORMAT_VERSION:
@@ -156,7 +207,14 @@ class Vocab:
                             f"(this seqtool reads {FORMAT_VERSION}); rebuild it with seqtool vocab -o", name)
         try:
             tables = {key: Table.from_json(data[key]) for key in ("words", "tags", "labels", "chars")}
-            settings = {k: v for k, v in data.items() if k not in tables and k not in ("format_version", "lowercase")}
+            added = data.get(VECTOR_WORDS, [])
+            if len(added) != data.get("vector_words", 0):
+                raise ValueError(f"{data.get('vector_words', 0)} vector words expected, {len(added)} given")
+            if added:
+                head = tables["words"]
+                tables["words"] = Table(head.names + added, head.counts + [0] * len(added), sorted_from=len(head))
+            settings = {k: v for k, v in data.items()
+                        if k not in tables and k not in ("format_version", "lowercase", VECTOR_WORDS)}
             vocab = cls(**tables, lowercase=bool(data.get("lowercase")), settings=settings)
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"not a seqtool vocabulary ({type(e).__name__}: {e})", name) from None

@@ -1,23 +1,22 @@
-"""``seqtool dedupe --group --dask``: the group search of dedupe.py, spread over a cluster.
+"""``seqtool dedupe --group --dask``: the leader grouping of model/grouping.py, spread over a cluster.
 
 1. encode: one task per partition turns its texts into float32 unit vectors
    (``encode_part``); the vectors stay on the workers, the ids come here.
 2. blocks: rows [k * BLOCK, (k + 1) * BLOCK) of the global order, gathered on a
    worker from the partitions that hold them, as ``find_groups`` slices them.
-3. search: one task per block pair (I, J >= I) runs ``dedupe.block_pairs``, the
-   function ``find_groups`` runs in one process: memory per task is two blocks
-   and one (BLOCK x BLOCK) slice; only the pairs with cosine >= tau come back.
-4. join: here, with the same ``GroupJoin`` (union-find, best score per row);
-   its result does not depend on the order the pairs arrive in.
-5. write: one task per partition reads its records again and adds group,
+3. search: the whole graph is submitted at once: ``first_leaders(I, J)`` for
+   every J < I (it waits for block J to be settled) and ``settle_block(I)``
+   (it waits for those), the functions ``find_groups`` runs in one process;
+   memory per task is two blocks and one slice; only O(block) results come here.
+4. write: one task per partition reads its records again and adds group,
    duplicate_of and score, as part files or back here in input order.
 
-The same blocks, the same products and the same join: the output is the
-single-process one, field for field.
+The same blocks, the same products and the same order of decisions: the output
+is the single-process one, field for field.
 """
 import numpy as np
 
-from seqtool.stages.dedupe import BLOCK, GroupJoin, block_pairs
+from seqtool.model.grouping import BLOCK, first_leaders, join_settled, settle_block, size_report
 from seqtool.distributed.cluster import (
     Session,
     collect,
@@ -47,17 +46,18 @@ def run_groups(session: Session, model: str, parts: list, opts: dict, output: st
     blocks = [client.submit(tasks.block, *_block_inputs(encoded, offsets, b0, min(n, b0 + BLOCK)), pure=False)
               for b0 in range(0, n, BLOCK)]
     del encoded                                  # the blocks hold the vectors now
-    first, best = _search(session, blocks, n, opts["tau"], progress)
-    duplicate_of = [None if f == i else ids[f] for i, f in enumerate(first.tolist())]
-    score = [round(float(s), 6) if np.isfinite(s) else None for s in best]
-    group = first.tolist()
+    rep, sim = _search(session, blocks, n, opts["tau"], progress)
+    group = rep.tolist()
+    duplicate_of = [None if r == i else ids[r] for i, r in enumerate(group)]
+    score = [None if r == i else round(float(s), 6) for i, (r, s) in enumerate(zip(group, sim))]
     futures = [client.submit(tasks.group_part, p, model, opts, group[lo:hi], duplicate_of[lo:hi], score[lo:hi],
                              output, pure=False)
                for p, lo, hi in zip(parts, offsets, offsets[1:])]
     written = sum(r["records"] for r in collect(session, futures, parts, progress=progress, desc="write",
                                                  on_result=sink))
-    return Report(f"{plural(written, 'record')} in {plural(len(set(group)), 'group')} at threshold {opts['tau']:.4f}, "
-                  f"{plural(len(blocks), 'block')}")
+    sizes, too_big = size_report(rep, opts["tau"])
+    return Report(f"{plural(written, 'record')} in {plural(len(set(group)), 'group')} at threshold {opts['tau']:.4f}; "
+                  f"{sizes}; {plural(len(blocks), 'block')}", [too_big] if too_big else [])
 
 
 def _block_inputs(encoded: list, offsets: list[int], b0: int, b1: int) -> tuple:
@@ -72,19 +72,22 @@ def _block_inputs(encoded: list, offsets: list[int], b0: int, b1: int) -> tuple:
 
 
 def _search(session: Session, blocks: list, n: int, tau: float, progress: bool | None):
-    """Every block pair searched on the cluster; the pairs >= tau joined here as they arrive."""
+    """Every block settled on the cluster, in the dependency order of ``find_groups``."""
     distributed = import_distributed()
     client = session.client
-    futures = [client.submit(block_pairs, blocks[i], blocks[j], i * BLOCK, j * BLOCK, tau, pure=False)
-               for i in range(len(blocks)) for j in range(i, len(blocks))]
-    join = GroupJoin(n)
-    with progress_bar(len(futures), progress, "search") as bar:
-        for fut in distributed.as_completed(futures):
+    settled = []
+    for i, vi in enumerate(blocks):
+        hits = [client.submit(first_leaders, vi, blocks[j], settled[j], j * BLOCK, tau, pure=False)
+                for j in range(i)]
+        settled.append(client.submit(settle_block, vi, i * BLOCK, tau, *hits, pure=False))
+    results = [None] * len(settled)
+    index = {f.key: k for k, f in enumerate(settled)}
+    with progress_bar(len(settled), progress, "search") as bar:
+        for fut in distributed.as_completed(settled):
             try:
-                join.add(*fut.result())
+                results[index[fut.key]] = fut.result()
             except Exception as e:   # noqa: BLE001 - one line for the user, whatever the cluster raised
                 what = str(e).splitlines()[0] if str(e) else ""
                 raise SeqtoolError(f"a block search failed on the cluster: {type(e).__name__}: {what}") from None
-            fut.release()
             bar.update()
-    return join.result()
+    return join_settled(results, n)

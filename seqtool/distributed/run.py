@@ -224,7 +224,7 @@ def run_dedupe(model: str, inputs, out: BinaryIO | None = None, *, dask: str, ou
             from seqtool.distributed.dedupe import run_groups
 
             report = run_groups(session, model, parts, opts, output, _sink(output, out), progress, files)
-            return Report(f"{report.summary} ({_where(counted, session)})", warnings(counted))
+            return Report(f"{report.summary} ({_where(counted, session)})", [*warnings(counted), *report.warnings])
         futures = [session.client.submit(tasks.pairs_part, p, model, opts, output, pure=False) for p in parts]
         results = collect(session, futures, parts, progress=progress, desc="dedupe", on_result=_sink(output, out))
     n, dup = sum(r["records"] for r in results), sum(r["duplicates"] for r in results)

@@ -35,12 +35,13 @@ from seqtool.errors import SeqtoolError, UsageError
 
 # ---------------------------------------------------------------- writing
 
-def replace_dir(path, files: dict, kind: str, keep_previous: bool = False) -> None:
+def replace_dir(path, files: dict, kind: str, keep_previous: bool = False, optional: tuple = ()) -> None:
     """Build ``files`` (name -> bytes, or name -> a function writing to a binary file) in a temp sibling
-    and swap it in at ``path`` (module doc). Only a directory holding nothing but these names is replaced;
-    ``keep_previous`` keeps the replaced one as ``path.prev``."""
+    and swap it in at ``path`` (module doc). Only a directory holding nothing but these names (and the
+    ``optional`` ones a directory of this kind may have) is replaced; ``keep_previous`` keeps the replaced
+    one as ``path.prev``."""
     path = os.path.realpath(os.fspath(path))
-    allowed = tuple(files)
+    allowed = tuple(files) + tuple(optional)
     _refuse_foreign(path, allowed, kind)
     if keep_previous:
         _refuse_foreign(path + ".prev", allowed, kind)
@@ -198,8 +199,9 @@ def _renameat2():
 
 # ---------------------------------------------------------------- reading
 
-def open_snapshot(path: str, names: tuple, kind: str) -> dict:
-    """Open every file of the directory as one version: the directory first, then each file in it.
+def open_snapshot(path: str, names: tuple, kind: str, optional: tuple = ()) -> dict:
+    """Open every file of the directory as one version: the directory first, then each file in it
+    (the ``optional`` ones when present).
 
     A save that swaps PATH meanwhile cannot mix versions; if it removed the old
     version's files before they were opened, try again on the new version.
@@ -215,8 +217,12 @@ def open_snapshot(path: str, names: tuple, kind: str) -> dict:
             raise SeqtoolError(f"cannot open: {e.strerror}", path) from None
         files = {}
         try:
-            for name in names:
-                files[name] = os.fdopen(os.open(name, os.O_RDONLY, dir_fd=dfd), "rb")
+            for name in names + tuple(optional):
+                try:
+                    files[name] = os.fdopen(os.open(name, os.O_RDONLY, dir_fd=dfd), "rb")
+                except FileNotFoundError:
+                    if name not in optional or _was_replaced(path, dfd):
+                        raise
             return files
         except OSError as e:
             for f in files.values():

@@ -10,7 +10,7 @@ TASKS = ("tagger", "classifier", "siamese")
 # Word-input options of every task, and the tagger's output/character options. The tagger's defaults
 # are the best setting of the CoNLL-2003 dev search (issue 7: CRF + char CNN + shape features). A saved
 # config without these keys (a model saved before they existed) reads as off: see reads_chars, find_crf.
-WORD_DEFAULTS = dict(embeddings=None, freeze_embeddings=False)
+WORD_DEFAULTS = dict(embeddings=None, freeze_embeddings=False, vectors_limit=None)
 TAGGER_DEFAULTS = dict(crf=True, bio_constraints=True, char=True, char_dim=30, char_filters=50, char_window=3,
                        shape_dim=8)
 # Architecture options and their defaults per task (model/tasks.py builds them).
@@ -70,12 +70,16 @@ def misapplied(task: str, given) -> tuple[str, str] | None:
     return None
 
 
-def show_value(value) -> str:
+# What an unset (None) option means, where it is not "none".
+NONE_MEANS = {"vectors_limit": "all"}
+
+
+def show_value(value, name: str | None = None) -> str:
     """An option value as --help and seqtool info show it: on/off, none, 0.002."""
     if isinstance(value, bool):
         return "on" if value else "off"
     if value is None:
-        return "none"
+        return NONE_MEANS.get(name, "none")
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -85,7 +89,7 @@ def default_text(name: str) -> str:
     tasks = ONLY_FOR_TASKS.get(name, TASKS)
     by_value: dict[str, list] = {}
     for task in tasks:
-        by_value.setdefault(show_value(defaults(task)[name]), []).append(task)
+        by_value.setdefault(show_value(defaults(task)[name], name), []).append(task)
     if len(by_value) == 1 and tasks == TASKS:
         return f"[{next(iter(by_value))}]"
     return "[" + ", ".join(f"{'/'.join(ts)} {v}" for v, ts in by_value.items()) + "]"

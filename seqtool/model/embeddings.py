@@ -2,16 +2,21 @@
 
 The file has one word per line followed by its numbers, separated by spaces;
 word2vec's first line ``<count> <dim>`` is optional, and ``.gz`` files are
-read through gzip. A vocabulary word takes the vector of the same word in the
-file, else (the fallback) of any file word with the same lower-cased form, so
-"Paris" finds GloVe's "paris" and a lower-cased vocabulary's "paris" finds a
-cased file's "Paris". Words the file lacks keep their random initialisation.
+read through gzip. The file's words join the vocabulary (``Vocab.extend``; all of
+them, or the first N with --vectors-limit N, GloVe and word2vec files being
+frequency-ordered), so a word that training never saw keeps its vector at tag
+time. A vocabulary word takes the vector of the same word in the file, else (the
+fallback) of any file word with the same lower-cased form, so "Paris" finds
+GloVe's "paris" and a lower-cased vocabulary's "paris" finds a cased file's
+"Paris". Words the file lacks keep their random initialisation.
 """
 import gzip
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from seqtool.data.vocab import Vocab
 from seqtool.errors import DataError, UsageError
 from seqtool.model.layers import Embedding
 
@@ -61,39 +66,113 @@ def vector_dim(path: str) -> int:
     raise DataError("no vectors in the file", path)
 
 
-def load_vectors(path: str, words: list, table: np.ndarray) -> Coverage:
-    """Copy the vectors of ``words`` (id order) found in ``path`` into ``table`` (V, d), in place.
+def read_vectors(path: str, limit: int | None = None) -> tuple[list[str], np.ndarray]:
+    """(words, (n, d) float32 vectors) of the first ``limit`` vectors of ``path`` (all when None).
 
-    Reads the file once, keeping only the vectors the vocabulary asks for.
-    Row 0 (<PAD>) and row 1 (<UNK>) are left as they are.
+    The numbers are parsed in one C pass (np.fromstring over the joined lines); only
+    when their count is off are the lines checked one by one, to name the bad one.
     """
-    dim = table.shape[1]
-    exact = {w: i for i, w in enumerate(words) if i >= 2}
-    lower: dict = {}
-    for i, w in enumerate(words):
-        if i >= 2:
-            lower.setdefault(w.lower(), []).append(i)
-    got_exact, got_lower = set(), {}
+    words, rests, linenos = [], [], []
     with _open(path) as f:
         for lineno, line in enumerate(f, 1):
+            if limit is not None and len(words) >= limit:
+                break
             word, _, rest = line.rstrip("\n").rstrip(" ").partition(" ")
-            i = exact.get(word)
-            idx_lower = lower.get(word.lower()) if i is None else None
-            if i is None and idx_lower is None:
-                continue
-            vec = np.array(rest.split(" "), dtype=np.float64) if rest else np.zeros(0)
-            if vec.shape != (dim,):
-                if lineno == 1 and vec.shape == (1,):
-                    continue   # a word2vec header "<count> <dim>"
-                raise DataError(f"vector of {vec.size} numbers, expected {dim}", path, lineno)
-            if i is not None:
-                table[i] = vec
-                got_exact.add(i)
-            else:
-                for j in idx_lower:
-                    got_lower.setdefault(j, vec)
-    for j, vec in got_lower.items():
-        if j not in got_exact:
-            table[j] = vec
-    n_lower = len(set(got_lower) - got_exact)
-    return Coverage(len(got_exact), n_lower, max(len(words) - 2, 0), dim)
+            if lineno == 1 and rest.isdigit() and word.isdigit():
+                continue   # a word2vec header "<count> <dim>"
+            words.append(word)
+            rests.append(rest)
+            linenos.append(lineno)
+    if not words:
+        return [], np.zeros((0, 0), np.float32)
+    dim = len(rests[0].split(" "))
+    try:
+        with warnings.catch_warnings():   # numpy warns, or raises, at a non-number: named below
+            warnings.simplefilter("ignore", DeprecationWarning)
+            flat = np.fromstring(" ".join(rests), dtype=np.float32, sep=" ")
+    except ValueError:
+        flat = np.zeros(0, np.float32)
+    if flat.size != dim * len(words) or dim == 0:
+        _name_the_bad_line(path, rests, linenos, dim)
+    return words, flat.reshape(len(words), dim)
+
+
+def _name_the_bad_line(path: str, rests: list, linenos: list, dim: int):
+    for rest, lineno in zip(rests, linenos):
+        n = len(rest.split(" ")) if rest else 0
+        if n != dim or dim == 0:
+            raise DataError(f"vector of {n} numbers, expected {dim}", path, lineno)
+        try:
+            np.array(rest.split(" "), dtype=np.float32)
+        except ValueError:
+            raise DataError("the vector holds something that is not a number", path, lineno) from None
+    raise DataError("the vectors could not be read", path)
+
+
+def fill_vectors(file_words: list[str], vectors: np.ndarray, words: list, table: np.ndarray) -> np.ndarray:
+    """Copy into ``table`` (V, d), in place, each vocabulary word's vector: the file word as written,
+    else (the fallback) a file word with the same lower-cased form. Rows 0 (<PAD>) and 1 (<UNK>) are
+    left as they are. Returns the (V,) mask of rows filled, of which ``Coverage`` counts."""
+    exact: dict = {}
+    lower: dict = {}
+    for i, w in enumerate(file_words):           # the first (most frequent) of repeated or cased forms
+        exact.setdefault(w, i)
+        lower.setdefault(w.lower(), i)
+    src = np.full(len(words), -1, dtype=np.int64)
+    how = np.zeros(len(words), dtype=np.int8)    # 1 exact, 2 through lower case
+    for i, w in enumerate(words[2:], 2):
+        j = exact.get(w)
+        if j is not None:
+            src[i], how[i] = j, 1
+        else:
+            j = lower.get(w.lower())
+            if j is not None:
+                src[i], how[i] = j, 2
+    rows = np.flatnonzero(src >= 0)
+    table[rows] = vectors[src[rows]]
+    return how
+
+
+def load_vectors(path: str, words: list, table: np.ndarray, limit: int | None = None) -> Coverage:
+    """``fill_vectors`` from the file at ``path``: the vectors of ``words`` (id order) into ``table``."""
+    file_words, vectors = read_vectors(path, limit)
+    if len(file_words) and vectors.shape[1] != table.shape[1]:
+        raise DataError(f"vector of {vectors.shape[1]} numbers, expected {table.shape[1]}", path)
+    how = fill_vectors(file_words, vectors, words, table)
+    return Coverage(int((how == 1).sum()), int((how == 2).sum()), max(len(words) - 2, 0), table.shape[1])
+
+
+def token_coverage(has_vector: np.ndarray, ids: np.ndarray) -> float:
+    """The share of tokens (word ids, flat) whose row holds a pretrained vector."""
+    return float(has_vector[ids].mean()) if len(ids) else 0.0
+
+
+class Pretrained:
+    """A vectors file read for training: its words join the vocabulary, its vectors fill the table.
+
+        pre = Pretrained(path, limit, vocab)       # vocab extended in place (ids of training words kept)
+        lines = pre.fill(table, {"train": ids, "dev": dev_ids})   # coverage lines for stderr
+    """
+
+    def __init__(self, path: str, limit: int | None, vocab: Vocab):
+        self.path = path
+        self.words, self.vectors = read_vectors(path)         # all: any training word may find its vector
+        if not self.words:
+            raise DataError("no vectors in the file", path)
+        self.added = vocab.extend(self.words[:limit])
+        self.vocab = vocab
+
+    def fill(self, table: np.ndarray, token_ids: dict) -> list[str]:
+        """Fill ``table`` (V, d); lines on the vocabulary's and the tokens' coverage (``token_ids``: name ->
+        flat word ids of that data)."""
+        if self.vectors.shape[1] != table.shape[1]:
+            raise DataError(f"vector of {self.vectors.shape[1]} numbers, expected {table.shape[1]}", self.path)
+        how = fill_vectors(self.words, self.vectors, self.vocab.words.names, table)
+        n_train = len(self.vocab.words) - self.added
+        coverage = Coverage(int((how[:n_train] == 1).sum()), int((how[:n_train] == 2).sum()), n_train - 2,
+                            table.shape[1])
+        tokens = ", ".join(f"{name} {100 * token_coverage(how > 0, ids):.1f}%" for name, ids in token_ids.items())
+        return [f"{self.path}: {len(self.words)} vectors read, {self.added} words added to the vocabulary "
+                f"({len(self.vocab.words)} words)",
+                coverage.summary(self.path).replace(" words have", " training-vocabulary words have"),
+                f"{self.path}: tokens with a vector: {tokens}"]

@@ -4,6 +4,10 @@ A model is a directory: config.json (hyper-parameters, task, architecture, seed,
 data fingerprint; save_model adds format_version and seqtool_version), weights.npz
 (bool/int/float arrays, loaded with allow_pickle=False), vocab.json, metrics.json, and
 history.tsv (metrics.json's per-epoch history as a table, model/history.py; not read back).
+A model trained with --embeddings keeps its word table apart, so that a 400k-word
+table loads fast: embedding.npy (uncompressed, memory-mapped copy-on-write at load,
+config["word_table"] names the weight) and words.txt (the words the vectors file
+added to the vocabulary, one per line, instead of 400k entries of vocab.json).
 A checkpoint (--resume) is state.json (the state, each array in it replaced by
 {"$array": key}) and arrays.npz.
 
@@ -21,12 +25,14 @@ import numpy as np
 
 from seqtool import __version__
 from seqtool.model import atomicdir
+from seqtool.data.vocab import VECTOR_WORDS
 from seqtool.errors import DataError, SeqtoolError
 from seqtool.model.history import history_tsv
 
 FORMAT_VERSION = 1
 MODEL_FILES = ("config.json", "weights.npz", "vocab.json", "metrics.json")      # what load_model reads
-SAVED_FILES = (*MODEL_FILES, "history.tsv")                                      # what save_model writes
+LARGE_FILES = ("embedding.npy", "words.txt")   # optional: the word table and the vectors' words
+SAVED_FILES = (*MODEL_FILES, "history.tsv", *LARGE_FILES)                      # what save_model may write
 CHECKPOINT_FILES = ("state.json", "arrays.npz")
 _ARRAY_REF = "$array"
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integer, float
@@ -35,16 +41,22 @@ _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integer, float
 # ---------------------------------------------------------------- public API
 
 def save_model(path, config: dict, weights: dict, vocab: dict, metrics: dict, *,
-               keep_previous: bool = False) -> None:
+               keep_previous: bool = False, vector_words: list[str] | None = None) -> None:
     """Write the model directory at ``path`` atomically (see the module doc); ``keep_previous``
-    keeps the model it replaces as ``<path>.prev``."""
+    keeps the model it replaces as ``<path>.prev``. With config["word_table"], that weight goes to
+    embedding.npy and ``vector_words`` to words.txt."""
     config = {**config, "format_version": FORMAT_VERSION, "seqtool_version": __version__}
+    weights = _check_arrays(weights, "weight")
+    large = {}
+    if config.get("word_table"):
+        large["embedding.npy"] = functools.partial(_write_npy, arr=weights.pop(config["word_table"]))
+        large["words.txt"] = "".join(w + "\n" for w in vector_words or ()).encode("utf-8")
     files = {"config.json": _json_bytes(config, "config"),
-             "weights.npz": _npz_writer(_check_arrays(weights, "weight")),
+             "weights.npz": _npz_writer(weights),
              "vocab.json": _json_bytes(vocab, "vocab"),
              "metrics.json": _json_bytes(metrics, "metrics"),
-             "history.tsv": history_tsv(metrics.get("history") or [])}   # in the same swap as metrics.json
-    atomicdir.replace_dir(path, files, "model", keep_previous)
+             "history.tsv": history_tsv(metrics.get("history") or []), **large}   # in the same swap as metrics.json
+    atomicdir.replace_dir(path, files, "model", keep_previous, optional=LARGE_FILES)
 
 
 def check_model_path(path) -> None:
@@ -59,9 +71,17 @@ def checkpoint_path(model_path) -> str:
 
 
 def load_model(path) -> tuple[dict, dict, dict, dict]:
-    """(config, weights, vocab, metrics) of the model directory at ``path``, checked."""
-    files = _load_dir(path, MODEL_FILES, "model")
-    return tuple(files[name] for name in MODEL_FILES)
+    """(config, weights, vocab, metrics) of the model directory at ``path``, checked; the word table of
+    embedding.npy is among the weights (memory-mapped), words.txt's words in vocab[VECTOR_WORDS]."""
+    files = _load_dir(path, MODEL_FILES, "model", optional=LARGE_FILES)
+    config, weights, vocab, metrics = (files[name] for name in MODEL_FILES)
+    table = config.get("word_table")
+    if table:
+        if "embedding.npy" not in files or "words.txt" not in files:
+            raise SeqtoolError("embedding.npy or words.txt is missing: the model is incomplete", os.fspath(path))
+        weights[table] = files["embedding.npy"]
+        vocab[VECTOR_WORDS] = files["words.txt"]
+    return config, weights, vocab, metrics
 
 
 def save_checkpoint(path, state: dict) -> None:
@@ -147,6 +167,10 @@ def _write_npz(f, arrays: dict) -> None:
                 np.lib.format.write_array(member, arr, allow_pickle=False)
 
 
+def _write_npy(f, arr: np.ndarray) -> None:
+    np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+
+
 def _npz_writer(arrays: dict):
     return functools.partial(_write_npz, arrays=arrays)
 
@@ -179,14 +203,16 @@ def _restore_arrays(obj, arrays: dict):
 
 # ---------------------------------------------------------------- reading
 
-def _load_dir(path, names: tuple, kind: str) -> dict:
-    """Each file of the directory parsed (.json or .npz); the first holds format_version, checked first."""
+def _load_dir(path, names: tuple, kind: str, optional: tuple = ()) -> dict:
+    """Each file of the directory parsed (.json, .npz, .npy or .txt); the first holds format_version,
+    checked first."""
     path = os.fspath(path)
-    files = atomicdir.open_snapshot(path, names, kind)
+    files = atomicdir.open_snapshot(path, names, kind, optional)
+    readers = {".npz": _npz_load, ".npy": _npy_map, ".txt": _lines_load, ".json": _json_load}
     out = {}
     try:
         for name, f in files.items():
-            out[name] = _npz_load(f, path, name) if name.endswith(".npz") else _json_load(f, path, name)
+            out[name] = readers[os.path.splitext(name)[1]](f, path, name)
             if name == names[0]:
                 _check_version(out[name], path, name, kind)
     finally:
@@ -200,6 +226,29 @@ def _json_load(f, path: str, name: str):
         return json.loads(f.read().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise SeqtoolError(f"not valid JSON ({e})", os.path.join(path, name)) from None
+
+
+def _lines_load(f, path: str, name: str) -> list[str]:
+    try:
+        return f.read().decode("utf-8").split("\n")[:-1]
+    except UnicodeDecodeError as e:
+        raise SeqtoolError(f"not UTF-8 ({e})", os.path.join(path, name)) from None
+
+
+def _npy_map(f, path: str, name: str) -> np.ndarray:
+    """The .npy array memory-mapped copy-on-write: pages are read as they are used, never written back."""
+    try:
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(f))
+        if read_header is None:
+            raise ValueError("an .npy format version this seqtool does not read")
+        shape, fortran, dtype = read_header(f)
+        if dtype.kind not in _NUMERIC_KINDS or fortran:
+            raise ValueError(f"dtype {dtype}, {'Fortran' if fortran else 'C'} order")
+        # a plain ndarray over the mapping (the numba kernels take it as any array)
+        return np.memmap(f, dtype=dtype, mode="c", shape=shape, offset=f.tell()).view(np.ndarray)
+    except (ValueError, OSError) as e:
+        raise SeqtoolError(f"cannot read the array: {e}", os.path.join(path, name)) from None
 
 
 def _check_version(doc, path: str, name: str, kind: str) -> None:

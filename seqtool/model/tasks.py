@@ -125,8 +125,24 @@ def model_input(model: Layer, batch: Batch):
     return batch.ids
 
 
-def set_weights(model: Layer, weights: dict) -> None:
-    """Fill a freshly built model's parameters from a saved name -> array dict."""
+def load_network(cfg: dict, weights: dict, n_chars: int, tag_names: list | None) -> Layer:
+    """A saved model's network. A word table kept apart (cfg["word_table"]: a memory-mapped 400k-word one)
+    is taken as it is: neither initialised at random first nor copied."""
+    table = cfg.get("word_table")
+    model = build_model(cfg, 2 if table else cfg["n_vocab"], cfg["n_out"], seed=0, n_chars=n_chars,
+                        tag_names=tag_names)
+    if table:
+        if weights[table].shape != (cfg["n_vocab"], int(cfg["embed"])):
+            raise UsageError(f"word table {table} has shape {weights[table].shape}, the model needs "
+                             f"{(cfg['n_vocab'], int(cfg['embed']))}")
+        word_embedding(model).params["E"] = weights[table]
+    set_weights(model, weights, shared=(table,) if table else ())
+    return model
+
+
+def set_weights(model: Layer, weights: dict, shared: tuple = ()) -> None:
+    """Fill a freshly built model's parameters from a saved name -> array dict (the ``shared`` ones are
+    already the saved arrays themselves)."""
     have = model.named_params()
     missing = sorted(set(have) - set(weights))
     extra = sorted(set(weights) - set(have))
@@ -134,6 +150,8 @@ def set_weights(model: Layer, weights: dict) -> None:
         raise UsageError(f"weights do not match the model's architecture (missing {missing[:3]}, "
                          f"unexpected {extra[:3]})")
     for name, layer, local in model.walk():
+        if name in shared:
+            continue
         src = weights[name]
         if src.shape != layer.params[local].shape:
             raise UsageError(f"weight {name} has shape {src.shape}, the model needs {layer.params[local].shape}")

@@ -37,6 +37,7 @@ RECORD_STAGES = ("vocab", "pad", "tag", "dedupe")  # stages whose stdout is reco
 # What {from: STEP} stands for in each key, and the stages that make it.
 READS = {"input": "records", "train": "records", "dev": "records", "model": "model", "vocab": "vocab"}
 MAKERS = {"records": RECORD_STAGES, "model": ("train", "promote"), "vocab": ("vocab",)}
+EMPTY_IS_NONE = ("embeddings",)   # an empty value (an unset variable's default) means "not given"
 PATH_KEYS = ("input", "train", "dev", "model", "vocab", "embeddings", "output", "stdout", "to", "eval", "runs", "png")  # resolved against root
 PROMOTE_KEYS = {"model": "path", "to": "path", "metric": "name", "min_delta": "delta", "keep_previous": "bool",
                 "dev": "path"}
@@ -245,6 +246,8 @@ class _Builder:
             if key != "stage":
                 step.lines[key] = body.line_of(key)
                 step.options[key] = self._value(step, key, raw, allowed[key])
+                if step.options[key] is None:       # an empty optional path: the option is not given
+                    del step.options[key]
         self._shorthand(step)
         if stage == "train":
             self._train_options_apply(step)
@@ -292,6 +295,8 @@ class _Builder:
                                  f"got {show(raw.step)}", self.path, line)
             return raw
         value = self.env.expand(raw, line)
+        if key in EMPTY_IS_NONE and value == "":
+            return None                  # ${env.SEQTOOL_VECTORS:-}: the option is not given (dropped)
         if getattr(kind, "multiple", False):        # a repeatable option (report's eval): one value or a list
             return [self._one(step, key, v, kind, line) for v in (value if isinstance(value, list) else [value])]
         return self._one(step, key, value, kind, line)

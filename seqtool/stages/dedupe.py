@@ -5,13 +5,14 @@ pairs mode   records with q1/q2 stream through a chunk at a time; each gets
              is kept as ``gold_is_duplicate``).
 group mode   records with ``text``: every record is encoded (one float32
              vector each; the records themselves wait in a temporary file),
-             then all pairs with cosine >= tau are found block by block, so
-             memory holds one (block x block) slice of the similarity matrix,
-             never N x N; groups are their connected components (union-find).
-             Each record gets ``group`` (the 0-based number of its group's
-             first record, a stable id), ``duplicate_of`` (that record's
-             ``id`` if it has one, else its number; null for the first itself)
-             and ``score`` (its best similarity inside the group).
+             then grouped by leader clustering in input order (model/grouping.py):
+             each record joins the earliest representative it matches (cosine
+             >= tau), else it starts a group; memory holds a few (block x block)
+             slices, never N x N. Each record gets ``group`` (the 0-based number
+             of its representative, the group's first record, a stable id),
+             ``duplicate_of`` (the representative's ``id`` if it has one, else its
+             number; null for the representative itself) and ``score`` (its
+             similarity to that representative, always >= tau; null for it).
              ``--top-k K`` instead lists each record's K nearest neighbours.
 """
 import sys
@@ -23,12 +24,10 @@ import numpy as np
 from seqtool.data.jsonl import STDIN, dumps, parse_record, write_records
 from seqtool.data.readers import Source
 from seqtool.errors import UsageError
-from seqtool.model.siamese import UnionFind
+from seqtool.model.grouping import BLOCK, find_groups, size_report
 from seqtool.predict import LoadedModel, encode_pair, encode_text, encode_texts, load_siamese, pair_chunks
 from seqtool.stages.base import Report, source_warnings
 from seqtool.wording import plural
-
-BLOCK = 2048
 
 
 def run_dedupe(model: str, input: str = STDIN, out: BinaryIO | None = None, *, group: bool = False,
@@ -70,7 +69,7 @@ def _group(loaded, tau, src, out, top_k, batch_size, progress) -> Report:
         if top_k:
             neighbours = nearest(vectors, min(top_k, n - 1))
         else:
-            groups, score = find_groups(vectors, tau)
+            groups, score = find_groups(vectors, tau)       # representative of each record, similarity to it
         spill.seek(0)
 
         def annotated():
@@ -80,17 +79,18 @@ def _group(loaded, tau, src, out, top_k, batch_size, progress) -> Report:
                     rec["neighbours"] = [{"index": int(j), "id": ids[j], "similarity": round(float(s), 6)}
                                          for j, s in neighbours[i]]
                 else:
-                    first = int(groups[i])
-                    rec["group"] = first
-                    rec["duplicate_of"] = None if first == i else ids[first]
-                    rec["score"] = round(float(score[i]), 6) if np.isfinite(score[i]) else None
+                    rep = int(groups[i])
+                    rec["group"] = rep
+                    rec["duplicate_of"] = None if rep == i else ids[rep]
+                    rec["score"] = None if rep == i else round(float(score[i]), 6)
                 yield rec
         written = write_records(annotated(), out)
     if top_k:
         return Report(f"{plural(written, 'record')}, {plural(top_k, 'nearest neighbour')} each")
     n_groups = len(set(groups.tolist()))
-    return Report(f"{plural(written, 'record')} in {plural(n_groups, 'group')} at threshold {tau:.4f}",
-                  source_warnings(src))
+    sizes, too_big = size_report(groups, tau)
+    return Report(f"{plural(written, 'record')} in {plural(n_groups, 'group')} at threshold {tau:.4f}; {sizes}",
+                  source_warnings(src, too_big))
 
 
 def encode_source(loaded: LoadedModel, src: Source, spill=None, batch_size: int = 256):
@@ -101,59 +101,6 @@ def encode_source(loaded: LoadedModel, src: Source, spill=None, batch_size: int 
 
     return encode_texts(loaded, src.map(lambda r: (r, encode_text(loaded, r))), batch_size,
                         keep if spill is not None else None)
-
-
-def find_groups(v: np.ndarray, tau: float, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """(first member of each row's group, each row's best similarity inside its group or -inf).
-
-    Rows of ``v`` are unit vectors; pairs with v_i . v_j >= tau are joined.
-    Block pairs (I, J) with J >= I are multiplied one at a time: memory is
-    O(block^2 + N), whatever N is. ``seqtool dedupe --group --dask`` runs the same
-    ``block_pairs`` per block pair on the workers and the same ``GroupJoin`` here.
-    """
-    n = len(v)
-    join = GroupJoin(n)
-    for i0 in range(0, n, block):
-        for j0 in range(i0, n, block):
-            join.add(*block_pairs(v[i0:i0 + block], v[j0:j0 + block], i0, j0, tau))
-    return join.result()
-
-
-def block_pairs(vi: np.ndarray, vj: np.ndarray, i0: int, j0: int,
-                tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pairs of one block pair with similarity >= tau: (rows, cols, similarities), rows and cols global.
-
-    ``vi`` (bi, d) holds rows i0.., ``vj`` (bj, d) rows j0..; with i0 == j0 (a block with itself)
-    a row is never paired with itself. Memory: the one (bi, bj) slice.
-    """
-    s = vi @ vj.T                                          # (bi, bj) one slice of the similarity matrix
-    if i0 == j0:
-        np.fill_diagonal(s, -np.inf)
-    rows, cols = np.nonzero(s >= tau)
-    return i0 + rows, j0 + cols, s[rows, cols]
-
-
-class GroupJoin:
-    """Pairs joined into groups (union-find) and each row's best similarity, in any order of pairs."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self.uf = UnionFind(n)
-        self.best = np.full(n, -np.inf, dtype=np.float32)
-
-    def add(self, rows: np.ndarray, cols: np.ndarray, sims: np.ndarray) -> None:
-        for r, c in zip(rows.tolist(), cols.tolist()):
-            self.uf.union(r, c)
-        if len(rows):
-            np.maximum.at(self.best, rows, sims)
-            np.maximum.at(self.best, cols, sims)
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(first member of each row's group, best similarity per row); both independent of the pairs' order."""
-        roots = np.array([self.uf.find(i) for i in range(self.n)])
-        first = np.full(self.n, self.n, dtype=np.int64)
-        np.minimum.at(first, roots, np.arange(self.n))
-        return first[roots], self.best
 
 
 def nearest(v: np.ndarray, k: int, block: int = BLOCK) -> list[list[tuple[int, float]]]:

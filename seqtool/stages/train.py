@@ -141,12 +141,22 @@ def _char_index(vocab: Vocab, cfg: dict) -> dict | None:
     return vocab.chars.index if reads_chars(cfg) else None
 
 
-def _pretrained(model, cfg: dict, vocab: Vocab) -> str:
-    """Fill the word embedding from cfg["embeddings"]; returns the coverage line for stderr."""
-    from seqtool.model.embeddings import load_vectors
+def _read_vectors(cfg: dict, vocab: Vocab, given_embed: int | None):
+    """The vectors file of --embeddings, its words added to ``vocab``; --embed set to its dimension."""
+    from seqtool.model.embeddings import Pretrained
 
-    coverage = load_vectors(cfg["embeddings"], vocab.words.names, word_embedding(model).params["E"])
-    return coverage.summary(cfg["embeddings"])
+    _embed_size(cfg, given_embed)
+    return Pretrained(cfg["embeddings"], cfg["vectors_limit"], vocab)
+
+
+def _flat_ids(data: TaskData) -> np.ndarray:
+    return np.concatenate([r.flat for r in (data.tokens, data.tokens2) if r is not None])
+
+
+def _table_name(model) -> str:
+    """The name under which the word table is saved (config["word_table"]: apart, memory-mapped)."""
+    table = word_embedding(model).params["E"]
+    return next(name for name, arr in model.named_params().items() if arr is table)
 
 
 def _embed_size(cfg: dict, given: int | None) -> None:
@@ -183,18 +193,21 @@ def run_train(train: str = STDIN, *, output: str, task: str | None = None, dev: 
             task = _inferred_task(first_record(path, name, format, skip_invalid), name, progress)
         cfg = resolve_options(task, given)
         data, vocabulary, fingerprint = read_training_data(path, name, format, vocab, cfg, skip_invalid)
+    pretrained = _read_vectors(cfg, vocabulary, given.get("embed")) if cfg["embeddings"] else None
+    train_ids = _flat_ids(data)
     warnings = _batches_from_pad(data, cfg, given)
     pairs = data
     if task == "siamese":
         data = _siamese_rows(data, cfg, name)
     dev_data = read_dev(dev, format, vocabulary, task, cfg) if dev else None
     n_out = _output_size(task, vocabulary)
-    if cfg["embeddings"]:
-        _embed_size(cfg, given.get("embed"))
     model = build_model(cfg, len(vocabulary.words), n_out, cfg["seed"], n_chars=len(vocabulary.chars),
                         tag_names=vocabulary.tags.names if task == "tagger" else None)
-    if cfg["embeddings"] and not resume:
-        print(f"seqtool train: {_pretrained(model, cfg, vocabulary)}", file=sys.stderr)
+    if pretrained is not None and not resume:
+        ids = {"train": train_ids, **({"dev": _flat_ids(dev_data)} if dev_data is not None else {})}
+        for line in pretrained.fill(word_embedding(model).params["E"], ids):
+            print(f"seqtool train: {line}", file=sys.stderr)
+    del pretrained, train_ids
     ckpt_path = modelio.checkpoint_path(output)
     state = _load_resume(ckpt_path, model, cfg) if resume else TrainingState.start(model, cfg)
     t0 = time.perf_counter()
@@ -207,8 +220,10 @@ def run_train(train: str = STDIN, *, output: str, task: str | None = None, dev: 
                   **{f"{lib}_version": v for lib, v in library_versions().items()})
     if task == "siamese":
         config["threshold"], config["threshold_from"] = _threshold(model, metrics, pairs, vocabulary, cfg, warnings)
+    if vocabulary.vector_words_added:
+        config["word_table"] = _table_name(model)
     modelio.save_model(output, config, {k: v for k, v in model.named_params().items()}, vocabulary.to_dict(),
-                       metrics)
+                       metrics, vector_words=vocabulary.vector_words())
     shutil.rmtree(ckpt_path, ignore_errors=True)
     summary = {"model": output, "task": task, "epochs": len(result.history), "best_epoch": result.best_epoch,
                "stopped": result.stopped, "dev": metrics["best_dev"], "seconds": metrics["seconds"],

@@ -14,12 +14,11 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from seqtool.cli import cli
-from seqtool.stages.dedupe import BLOCK, GroupJoin, block_pairs, find_groups
+from seqtool.model.grouping import BLOCK
 from seqtool.distributed.parts import plan
 from seqtool.stages.train import run_train
 
@@ -92,21 +91,6 @@ def test_partitions_cut_at_record_boundaries_and_cover_every_byte(tmp_path):
         assert a.end == b.start and data[a.end - 2:a.end].endswith(b"\n") and data[:a.end].endswith(b"\n\n")
     jsonl = plan([str(SAMPLE / "ner.jsonl")], None, 1000)
     assert all((SAMPLE / "ner.jsonl").read_bytes()[p.start - 1:p.start] == b"\n" for p in jsonl[1:])
-
-
-def test_block_pairs_joined_in_any_order_give_find_groups():
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=(50, 8)).astype(np.float32)
-    v = np.repeat(v, 3, axis=0) + 0.05 * rng.normal(size=(150, 8)).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    blocks = [(i, j) for i in range(0, 150, 16) for j in range(i, 150, 16)]
-    join = GroupJoin(150)
-    for k in rng.permutation(len(blocks)):
-        i, j = blocks[k]
-        join.add(*block_pairs(v[i:i + 16], v[j:j + 16], i, j, 0.9))
-    first, best = join.result()
-    ref_first, ref_best = find_groups(v, 0.9, block=16)
-    assert np.array_equal(first, ref_first) and np.array_equal(best, ref_best)
 
 
 # ---------------------------------------------------------------- the extra is missing
@@ -194,6 +178,9 @@ def test_dedupe_group_equals_the_single_process_groups(cluster, models, small_pa
     assert concat(tmp_path / "groups") == ref.stdout
     rows = [json.loads(line) for line in ref.stdout.splitlines()]
     assert len(rows) == n and len({r["group"] for r in rows}) < n / 2       # the test means something
+    by_index = {i: r for i, r in enumerate(rows)}
+    members = [r for r in rows if r["duplicate_of"] is not None]
+    assert members and all(r["score"] >= 0.95 and by_index[r["group"]]["duplicate_of"] is None for r in members)
     assert result.stderr.startswith(ref.stderr.decode().rstrip("\n"))
 
 

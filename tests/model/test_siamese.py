@@ -1,13 +1,13 @@
 """Siamese duplicate detection: batching, the encoder's gradient, group search, train | dedupe | eval."""
 import io
 import json
-import resource
 
 import numpy as np
 import pytest
 
 from seqtool.data.dataset import Ragged
-from seqtool.stages.dedupe import find_groups, nearest, run_dedupe
+from seqtool.model.grouping import find_groups
+from seqtool.stages.dedupe import nearest, run_dedupe
 from seqtool.errors import DataError
 from seqtool.data.dataset import TaskData
 from seqtool.kernels.loss import triplet_loss
@@ -118,24 +118,13 @@ def test_group_search_finds_exactly_the_planted_groups_in_bounded_blocks():
     for i in range(len(v)):
         same = np.flatnonzero(truth == truth[i])
         assert first[i] == same.min()
-        assert np.isfinite(best[i]) == (len(same) > 1)
+        assert np.isfinite(best[i]) == (i != same.min())
     # top-k agrees with a brute-force search
     nn = nearest(v, 3, block=5)
     s = v @ v.T
     np.fill_diagonal(s, -np.inf)
     for i in range(len(v)):
         assert [j for j, _ in nn[i]] == list(np.argsort(-s[i], kind="stable")[:3])
-
-
-def test_group_search_memory_stays_bounded():
-    # 60,000 rows: the full matrix would be 14 GB in float32; the block search must stay far below that
-    n, d = 60000, 16
-    v = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    find_groups(v, tau=0.999, block=2048)
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown_mb < 400
 
 
 QUESTIONS = [("how old are you", "what is your age"), ("where are you from", "what is your home town"),

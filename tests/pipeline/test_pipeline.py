@@ -714,3 +714,12 @@ def test_the_readme_example_is_a_valid_pipeline(tmp_path):
     steps = read_pipeline(str(p)).steps
     assert [s.name for s in steps] == ["vocab", "pad", "train", "tag"]
     assert steps[2].options["epochs"] == 6 and steps[2].options["train"] == steps[1].sink
+
+
+@pytest.mark.parametrize("name", ["ner-conll.yaml", "dedupe.yaml"])
+def test_example_pipelines_take_vectors_from_seqtool_vectors_when_set(name):
+    path = str(Path(__file__).resolve().parents[2] / "pipelines" / name)
+    train = {s.name: s for s in read_pipeline(path, environ={}).steps}["train"]
+    assert "embeddings" not in train.options
+    train = {s.name: s for s in read_pipeline(path, environ={"SEQTOOL_VECTORS": "/v/glove.txt"}).steps}["train"]
+    assert train.options["embeddings"] == "/v/glove.txt"

@@ -261,10 +261,12 @@ def _help_defaults(help_text: str) -> dict:
     return out
 
 
-def _as_help_shows(value) -> str:
+def _as_help_shows(value, name: str) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
-    return "none" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+    if value is None:
+        return "all" if name == "vectors_limit" else "none"      # no limit: every word of the vectors file
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def test_every_train_option_help_shows_the_default_training_uses():
@@ -278,7 +280,7 @@ def test_every_train_option_help_shows_the_default_training_uses():
         readers = [t for t in TASKS if t in ONLY_FOR_TASKS.get(name, TASKS)]
         assert sorted(shown) == sorted(readers), name
         for task in readers:
-            assert shown[task] == _as_help_shows(resolve_options(task, {})[name]), (name, task)
+            assert shown[task] == _as_help_shows(resolve_options(task, {})[name], name), (name, task)
 
 
 def test_help_shows_the_per_task_defaults():

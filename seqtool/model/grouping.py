@@ -1,0 +1,127 @@
+"""Leader grouping of unit vectors: every member is a duplicate of its group's representative.
+
+Records are taken in input order; each joins the earliest representative it
+matches (cosine >= tau), else it becomes a representative itself. A group is
+thus a ball around its first record, never a chain: A~B and B~C do not put C
+with A unless C~A (connected components did). ``duplicate_of`` is the
+representative, a record the member itself matches, and ``score`` is the
+member's similarity to it.
+
+The rows are cut into blocks of BLOCK. Block I is settled from
+  1. ``first_leaders(I, J)`` for every earlier block J: for each row of I, the
+     first representative of J it matches (a (bi, leaders of J) product);
+  2. ``settle_block(I, hits)``: the earliest J with a match wins (its
+     representatives come first in input order); the rows left unmatched are
+     resolved among themselves in order, in a numba loop over the block's own
+     (bi, bi) product.
+Memory is a few (BLOCK x BLOCK) slices and O(N) results, never N x N, and
+there is no Python loop per pair. ``seqtool dedupe --group --dask`` submits the
+same two functions as tasks (distributed/dedupe.py), so its output is this
+one's, bit for bit.
+"""
+import numba
+import numpy as np
+
+BLOCK = 2048
+NONE = -1          # no representative (a row that is one, or not matched yet)
+
+
+def find_groups(v: np.ndarray, tau: float, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """(representative of each row, its similarity to it); a representative has itself and NaN.
+
+    ``v`` (N, d) holds unit vectors in input order.
+    """
+    settled = []
+    for i0 in range(0, len(v), block):
+        vi = v[i0:i0 + block]
+        hits = [first_leaders(vi, v[j0:j0 + block], settled[k], j0, tau)
+                for k, j0 in enumerate(range(0, i0, block))]
+        settled.append(settle_block(vi, i0, tau, *hits))
+    return join_settled(settled, len(v))
+
+
+def first_leaders(vi: np.ndarray, vj: np.ndarray, settled_j: tuple, j0: int,
+                  tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``vi``: (global index of the first representative of block J it matches, or NONE;
+    the similarity to it). ``settled_j`` is block J's ``settle_block`` result, ``j0`` its first row."""
+    leaders = np.flatnonzero(settled_j[2])
+    if len(leaders) == 0:
+        return np.full(len(vi), NONE, dtype=np.int64), np.full(len(vi), np.nan, dtype=np.float32)
+    s = vi @ vj[leaders].T                                 # (bi, leaders of J)
+    hit = s >= np.float64(tau)                             # compared in float64: a member's score is >= tau
+    found = hit.any(axis=1)
+    col = hit.argmax(axis=1)                               # the first True: the earliest representative
+    rep = np.where(found, j0 + leaders[col], NONE)
+    sim = np.where(found, s[np.arange(len(s)), col], np.nan)
+    return rep.astype(np.int64), sim.astype(np.float32)
+
+
+def settle_block(vi: np.ndarray, i0: int, tau: float, *hits: tuple) -> tuple:
+    """Block I settled: (representative per row, similarity to it, is-representative mask).
+
+    ``hits`` are the ``first_leaders`` results of the earlier blocks, in block order.
+    """
+    rep = np.full(len(vi), NONE, dtype=np.int64)
+    sim = np.full(len(vi), np.nan, dtype=np.float32)
+    for r, s in hits:                                      # earlier blocks first: their representatives come first
+        take = (rep == NONE) & (r != NONE)
+        rep[take], sim[take] = r[take], s[take]
+    open_rows = np.flatnonzero(rep == NONE)
+    s = vi[open_rows] @ vi[open_rows].T                    # (open, open) the block with itself
+    local_rep, local_sim = _leaders_in_order(s, float(tau))
+    matched = local_rep != NONE
+    rep[open_rows[matched]] = i0 + open_rows[local_rep[matched]]
+    sim[open_rows[matched]] = local_sim[matched]
+    is_leader = np.zeros(len(vi), dtype=bool)
+    is_leader[open_rows[~matched]] = True
+    return rep, sim, is_leader
+
+
+@numba.njit(cache=True)
+def _leaders_in_order(s, tau):
+    """Leader clustering of rows 0..n-1 given their (n, n) similarities: each row joins the earliest
+    earlier leader it matches, else leads. Returns (leader row or -1, similarity to it)."""
+    n = s.shape[0]
+    rep = np.full(n, -1, dtype=np.int64)
+    sim = np.full(n, np.nan, dtype=np.float32)
+    leaders = np.empty(n, dtype=np.int64)
+    n_leaders = 0
+    for k in range(n):                                     # serial: row k depends on the rows before it
+        for m in range(n_leaders):
+            j = leaders[m]
+            if s[k, j] >= tau:
+                rep[k] = j
+                sim[k] = s[k, j]
+                break
+        if rep[k] == -1:
+            leaders[n_leaders] = k
+            n_leaders += 1
+    return rep, sim
+
+
+def join_settled(settled: list[tuple], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The blocks' results as two length-N arrays; a representative's own row points at itself."""
+    rep = np.concatenate([r for r, _, _ in settled]) if settled else np.zeros(0, np.int64)
+    sim = np.concatenate([s for _, s, _ in settled]) if settled else np.zeros(0, np.float32)
+    rep = np.where(rep == NONE, np.arange(n), rep)
+    return rep, sim
+
+
+def size_report(rep: np.ndarray, tau: float, share: float = 0.01) -> tuple[str, str | None]:
+    """(the group-size distribution as one line, a warning when one group holds more than ``share``)."""
+    n = len(rep)
+    sizes = np.bincount(rep, minlength=n)
+    sizes = sizes[sizes > 0]
+    edges = [(1, 1), (2, 2), (3, 5), (6, 10), (11, 100), (101, 1000), (1001, None)]
+    parts = []
+    for lo, hi in edges:
+        k = int(((sizes >= lo) & (sizes <= (hi or n))).sum())
+        if k:
+            parts.append(f"{lo if hi == lo else f'{lo}-{hi}' if hi else f'{lo}+'}: {k}")
+    largest = int(sizes.max()) if len(sizes) else 0
+    line = f"group sizes {', '.join(parts)}; largest {largest} ({100 * largest / max(n, 1):.1f}% of {n})"
+    warning = None
+    if largest > max(share * n, 2):      # a pair is never a sign of a bad threshold, even among a few records
+        warning = (f"one group holds {largest} of {n} records ({100 * largest / n:.1f}%): threshold {tau:.4f} "
+                   f"is likely too low for this model; try a higher --threshold")
+    return line, warning

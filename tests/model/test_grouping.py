@@ -1,0 +1,90 @@
+"""Leader grouping (model/grouping.py): groups are balls around their first record, never chains."""
+import resource
+
+import numpy as np
+import pytest
+
+from seqtool.model.grouping import find_groups, size_report
+
+
+def unit(rows) -> np.ndarray:
+    v = np.asarray(rows, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def leader_oracle(v: np.ndarray, tau: float):
+    """Leader clustering written pair by pair, the slow way."""
+    s = v.astype(np.float64) @ v.T.astype(np.float64)
+    leaders, rep = [], []
+    for i in range(len(v)):
+        match = next((j for j in leaders if s[i, j] >= tau), None)
+        if match is None:
+            leaders.append(i)
+            rep.append(i)
+        else:
+            rep.append(match)
+    return np.array(rep)
+
+
+def test_a_chain_does_not_join_its_ends():
+    # A~B (cos 0.94), B~C (0.94), A~C only 0.77: connected components put all three together
+    a, b, c = [1, 0], [np.cos(0.35), np.sin(0.35)], [np.cos(0.70), np.sin(0.70)]
+    v = unit([a, b, c])
+    assert v[0] @ v[1] >= 0.9 and v[1] @ v[2] >= 0.9 and v[0] @ v[2] < 0.9
+    rep, sim = find_groups(v, 0.9)
+    assert rep.tolist() == [0, 0, 2]                   # C starts its own group: it does not match A
+    assert np.isnan(sim[0]) and sim[1] == pytest.approx(v[0] @ v[1]) and np.isnan(sim[2])
+
+
+def test_each_record_joins_the_earliest_representative_it_matches():
+    # D matches both representatives A (0) and C (2): it joins A, the earlier one, even if C is closer
+    v = unit([[1, 0], [np.cos(0.35), np.sin(0.35)], [np.cos(0.70), np.sin(0.70)], [np.cos(0.42), np.sin(0.42)]])
+    rep, _ = find_groups(v, 0.9)
+    assert rep.tolist() == [0, 0, 2, 0]
+
+
+@pytest.mark.parametrize("block", [1, 5, 16, 2048])
+def test_blocks_give_the_oracle_and_every_member_matches_its_representative(block):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 6))
+    v = unit(centres[rng.integers(30, size=300)] + 0.6 * rng.normal(size=(300, 6)))   # overlapping clouds
+    tau = 0.8
+    rep, sim = find_groups(v, tau, block=block)
+    assert np.array_equal(rep, leader_oracle(v, tau))
+    members = np.flatnonzero(rep != np.arange(len(v)))
+    assert len(members) > 100 and len(set(rep.tolist())) > 20           # the test means something
+    assert (rep[members] < members).all() and (rep[rep] == rep).all()   # representatives lead themselves
+    exact = np.einsum("ij,ij->i", v[members].astype(np.float64), v[rep[members]].astype(np.float64))
+    assert (sim[members] >= tau).all() and np.allclose(sim[members], exact, atol=1e-5)
+    assert np.isnan(sim[rep == np.arange(len(v))]).all()
+
+
+def test_connected_components_would_chain_these_but_leaders_do_not():
+    # a long path of small steps: every neighbour matches, the ends are opposite
+    angles = np.linspace(0, np.pi, 200)
+    v = unit(np.stack([np.cos(angles), np.sin(angles)], axis=1))
+    rep, sim = find_groups(v, 0.95, block=32)
+    ball = int(np.arccos(0.95) / (angles[1] - angles[0])) + 1      # points within 0.95 of a representative
+    assert np.bincount(rep).max() == ball and len(set(rep.tolist())) > 200 / ball - 1
+    assert (sim[rep != np.arange(200)] >= 0.95).all()
+
+
+def test_memory_stays_bounded():
+    # 60,000 rows: the full matrix would be 14 GB in float32
+    n, d = 60000, 16
+    v = unit(np.random.default_rng(0).normal(size=(n, d)))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rep, _ = find_groups(v, 0.999, block=2048)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 400 and len(set(rep.tolist())) > n * 0.99
+
+
+def test_size_report_shows_the_distribution_and_warns_on_a_giant_group():
+    rep = np.array([0] * 50 + list(range(50, 100)) + [100, 100, 102, 102, 102])
+    line, warning = size_report(rep, 0.5)
+    assert line == "group sizes 1: 50, 2: 1, 3-5: 1, 11-100: 1; largest 50 (47.6% of 105)"
+    assert warning == ("one group holds 50 of 105 records (47.6%): threshold 0.5000 is likely too low for this "
+                       "model; try a higher --threshold")
+    line, warning = size_report(np.arange(300), 0.5)
+    assert line == "group sizes 1: 300; largest 1 (0.3% of 300)" and warning is None
+    assert size_report(np.array([0, 0, 2]), 0.5)[1] is None      # a pair among three is not a giant group
