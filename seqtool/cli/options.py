@@ -20,8 +20,7 @@ import time
 
 import click
 
-from seqtool import verbose
-from seqtool.data.readers import FORMATS, Reading
+from seqtool.data.formats import FORMATS
 from seqtool.errors import UsageError
 from seqtool.model.defaults import default_text
 
@@ -59,6 +58,8 @@ def common_options(command):
     """Decorate a click command function (under ``@cli.command()``) with -v, -q and --threads."""
     @functools.wraps(command)
     def run(*args, **kwargs):
+        from seqtool import verbose          # (logging: only once a command runs, never for --help)
+
         ctx = click.get_current_context()
         settings = ctx.ensure_object(Settings)
         verbose.enable(settings.verbose, f"seqtool {ctx.info_name}: ")
@@ -79,6 +80,8 @@ def common_options(command):
 
 
 def _log_start(settings: Settings, options: dict) -> None:
+    from seqtool import verbose
+
     given = ", ".join(f"{k}={v!r}" for k, v in options.items() if v not in (None, (), False))
     verbose.log.info("options: %s", given or "(defaults)")
     threads = f"--threads {settings.threads}" if settings.threads else "all cores (numba's default)"
@@ -123,6 +126,8 @@ def read_options(command):
     @functools.wraps(command)
     def packed(*args, **kwargs):
         opts = {"format": kwargs.pop("fmt"), **{k: kwargs.pop(k) for k in ("encoding", "columns", "header", "quotes")}}
+        from seqtool.data.readers import Reading
+
         kwargs["fmt"] = Reading.from_options(opts)
         return command(*args, **kwargs)
 

@@ -3,7 +3,7 @@ import click
 
 from seqtool.cli.app import cli, finish, print_json, stdout
 from seqtool.cli.options import common_options, input_argument, read_options, skip_invalid_option
-from seqtool.data.writers import WRITE_FORMATS
+from seqtool.data.formats import WRITE_FORMATS
 
 
 @cli.command()

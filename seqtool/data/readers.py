@@ -30,13 +30,13 @@ from typing import Callable, Iterable, Iterator
 
 from seqtool.errors import DataError, SeqtoolError, UsageError
 from seqtool.data.fasttext import iter_fasttext
+from seqtool.data.formats import FORMATS
 from seqtool.data.jsonl import STDIN, InvalidRecords, decode_line, iter_jsonl, source_name
 from seqtool.data.sniff import conll_first_sentence_problem
 from seqtool.data.tags import iob1_to_bio
 from seqtool.data.streams import check_encoding, decoded_lines, inner_name, open_stream, utf8_lines
 from seqtool.data.tabular import iter_table
 
-FORMATS = ("jsonl", "conll", "text", "csv", "tsv", "fasttext")
 EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
               ".conll": "conll", ".bio": "conll", ".iob": "conll", ".iob1": "conll", ".iob2": "conll",
               ".txt": "text", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv"}

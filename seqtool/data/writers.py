@@ -20,7 +20,6 @@ from seqtool.data.jsonl import dumps
 from seqtool.data.tokenize import tokenize
 from seqtool.errors import DataError
 
-WRITE_FORMATS = ("jsonl", "conll", "fasttext", "csv", "tsv")
 
 
 def tokens_of(record: dict) -> list:

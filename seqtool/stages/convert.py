@@ -9,7 +9,8 @@ import sys
 from typing import BinaryIO
 
 from seqtool.data.readers import Reading, Source
-from seqtool.data.writers import WRITE_FORMATS, write_as
+from seqtool.data.formats import WRITE_FORMATS
+from seqtool.data.writers import write_as
 from seqtool.errors import UsageError
 from seqtool.stages.base import Report, source_warnings
 
