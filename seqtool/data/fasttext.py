@@ -36,15 +36,7 @@ def parse_line(text: str) -> dict:
 
 def iter_fasttext(lines: Iterable[tuple[int, bytes]], reject) -> Iterator[tuple[int, dict]]:
     """(line, record) for every non-blank line; bad lines go to ``reject``."""
-    for lineno, raw in lines:
-        if raw.isspace() or not raw:
-            continue
-        try:
-            record = parse_line(decode_line(raw))
-        except DataError as e:
-            reject(e, lineno)
-            continue
-        yield lineno, record
+    return reject.mapped(((n, raw) for n, raw in lines if raw.strip()), lambda raw: parse_line(decode_line(raw)))
 
 
 def example_line(record: dict) -> str:

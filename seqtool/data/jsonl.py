@@ -9,6 +9,7 @@ A record that breaks the contract goes to an ``InvalidRecords`` policy: it
 either stops the stage with ``<file>:<line>: <what is wrong>`` or, with
 ``--skip-invalid``, is counted and dropped.
 """
+import itertools
 import json
 import os
 import tempfile
@@ -85,6 +86,18 @@ class InvalidRecords:
         if self.first is None:
             self.first = located
 
+    def mapped(self, numbered: Iterable[tuple[int, object]], fn) -> Iterator[tuple[int, object]]:
+        """(line, ``fn(item)``) for every (line, item) of ``numbered``: an item whose ``fn`` raises a
+        DataError is rejected at its line (stop there, or count it and go on with --skip-invalid).
+        The one skip-the-bad-record loop of the readers and of ``Source.map``."""
+        for lineno, item in numbered:
+            try:
+                out = fn(item)
+            except DataError as e:
+                self(e, lineno)
+                continue
+            yield lineno, out
+
     def warning(self) -> str | None:
         """The line for stderr at the end, or None when nothing was skipped."""
         if not self.count:
@@ -99,21 +112,22 @@ def iter_jsonl(lines: Iterable[tuple[int, bytes]], reject: InvalidRecords) -> It
     A first line that is no JSON at all but looks like another format stops the
     reading (even with --skip-invalid) with the format it looks like.
     """
-    first = True
-    for lineno, raw in lines:
-        if raw.isspace():
-            continue
-        try:
-            record = parse_record(raw)
-        except DataError as e:
-            hint = not_json_hint(raw) if first else None
-            if hint:
-                raise UsageError(hint, reject.name, lineno) from None
-            reject(e, lineno)
-            continue
-        finally:
-            first = False
-        yield lineno, record
+    lines = iter((n, raw) for n, raw in lines if not raw.isspace())
+    first = next(lines, None)
+    if first is not None:
+        hint = _hint_if_not_json(first[1])
+        if hint:
+            raise UsageError(hint, reject.name, first[0])
+        yield from reject.mapped(itertools.chain([first], lines), parse_record)
+
+
+def _hint_if_not_json(raw: bytes) -> str | None:
+    """What a first line that is no JSON at all looks like instead (None: JSON, or a bad JSON record)."""
+    try:
+        parse_record(raw)
+    except DataError:
+        return not_json_hint(raw)
+    return None
 
 
 def dumps(record: dict) -> str:

@@ -148,13 +148,7 @@ def _check_first_sentence(rows: list, tag_i: int | None, explicit: bool, name: s
 def iter_text(lines: Lines, reject: InvalidRecords) -> Iterator[tuple[int, dict]]:
     """(line, {"text": line}) for every line: a blank one gives ``{"text": ""}``, so that a stage's
     output lines match its input lines one to one."""
-    for lineno, raw in lines:
-        try:
-            text = decode_line(raw).strip()
-        except DataError as e:
-            reject(e, lineno)
-            continue
-        yield lineno, {"text": text}
+    return reject.mapped(lines, lambda raw: {"text": decode_line(raw).strip()})
 
 
 def is_blank(record: dict) -> bool:
@@ -233,11 +227,4 @@ class Source:
 
     def map_numbered(self, fn: Callable[[dict], dict]) -> Iterator[tuple[int, dict]]:
         """(line, ``fn(record)``) for every record, as ``map``."""
-        reject = self.reject
-        for lineno, record in self:
-            try:
-                out = fn(record)
-            except DataError as e:
-                reject(e, lineno)
-                continue
-            yield lineno, out
+        return self.reject.mapped(self, fn)
