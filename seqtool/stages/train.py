@@ -53,7 +53,7 @@ def resolve_options(task: str, options: dict) -> dict:
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     given = check_option_names(options)
-    cfg = defaults(task) | given
+    cfg = defaults(task, with_vectors=bool(given.get("embeddings"))) | given
     wrong = misapplied(task, given)
     if wrong:
         raise UsageError(wrong[1])

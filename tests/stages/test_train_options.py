@@ -334,3 +334,15 @@ def test_a_pipeline_train_step_without_task_infers_it(tmp_path, sample_data):
     result = run("-q", "run", pipeline)
     assert result.exit_code == 0, result.output
     assert config_of(tmp_path / "m")["task"] == "classifier"
+
+
+def test_a_tagger_with_vectors_gets_its_own_defaults_and_help_says_so():
+    from seqtool.stages.train import resolve_options
+
+    plain, vectors = resolve_options("tagger", {}), resolve_options("tagger", {"embeddings": "v.txt"})
+    assert (plain["hidden"], plain["epochs"]) == (128, 20) and (vectors["hidden"], vectors["epochs"]) == (200, 30)
+    assert resolve_options("tagger", {"embeddings": "v.txt", "hidden": 64})["hidden"] == 64      # given wins
+    assert resolve_options("classifier", {"embeddings": "v.txt"})["hidden"] == 64                # tagger only
+    text = " ".join(run("train", "--help").stdout.split())
+    assert "Hidden units per direction. (with --embeddings: tagger 200) [tagger/siamese 128, classifier 64]" \
+        in text
