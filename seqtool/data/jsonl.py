@@ -9,7 +9,6 @@ A record that breaks the contract goes to an ``InvalidRecords`` policy: it
 either stops the stage with ``<file>:<line>: <what is wrong>`` or, with
 ``--skip-invalid``, is counted and dropped.
 """
-import itertools
 import json
 import os
 import tempfile
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, Iterable, Iterator
 
 from seqtool.data.sniff import not_json_hint
+from seqtool.wording import plural
 from seqtool.data.streams import encoding_message, open_stream, utf8_lines
 from seqtool.errors import DataError, UsageError
 
@@ -102,8 +102,7 @@ class InvalidRecords:
         """The line for stderr at the end, or None when nothing was skipped."""
         if not self.count:
             return None
-        noun = "record" if self.count == 1 else "records"
-        return f"skipped {self.count} invalid {noun} (first: {self.first})"
+        return f"skipped {plural(self.count, 'invalid record')} (first: {self.first})"
 
 
 def iter_jsonl(lines: Iterable[tuple[int, bytes]], reject: InvalidRecords) -> Iterator[tuple[int, dict]]:
@@ -114,20 +113,20 @@ def iter_jsonl(lines: Iterable[tuple[int, bytes]], reject: InvalidRecords) -> It
     """
     lines = iter((n, raw) for n, raw in lines if not raw.isspace())
     first = next(lines, None)
-    if first is not None:
-        hint = _hint_if_not_json(first[1])
-        if hint:
-            raise UsageError(hint, reject.name, first[0])
-        yield from reject.mapped(itertools.chain([first], lines), parse_record)
+    if first is None:
+        return
 
+    def parse_first(raw: bytes) -> dict:
+        try:
+            return parse_record(raw)
+        except DataError:
+            hint = not_json_hint(raw)      # no JSON at all: say what it looks like, even with --skip-invalid
+            if hint:
+                raise UsageError(hint, reject.name, first[0]) from None
+            raise
 
-def _hint_if_not_json(raw: bytes) -> str | None:
-    """What a first line that is no JSON at all looks like instead (None: JSON, or a bad JSON record)."""
-    try:
-        parse_record(raw)
-    except DataError:
-        return not_json_hint(raw)
-    return None
+    yield from reject.mapped([first], parse_first)
+    yield from reject.mapped(lines, parse_record)
 
 
 def dumps(record: dict) -> str:

@@ -12,6 +12,7 @@ from seqtool.data.readers import Reading, Source
 from seqtool.data.formats import WRITE_FORMATS
 from seqtool.data.writers import write_as
 from seqtool.errors import UsageError
+from seqtool.wording import plural
 from seqtool.stages.base import Report, source_warnings
 
 
@@ -24,5 +25,4 @@ def run_convert(input: str = "-", out: BinaryIO | None = None, *, to: str = "jso
     out = out or sys.stdout.buffer
     src = Source(input, format, token_column=token_column, tag_column=tag_column, skip_invalid=skip_invalid)
     n = write_as(src, out, to)
-    noun = "record" if n == 1 else "records"
-    return Report(f"{n} {noun} {src.fmt} -> {to}", source_warnings(src))
+    return Report(f"{plural(n, 'record')} {src.fmt} -> {to}", source_warnings(src))

@@ -11,7 +11,6 @@ extra (matplotlib), checked first.
 """
 import os
 import tempfile
-import time
 
 from seqtool.data.jsonl import write_atomic
 from seqtool.errors import UsageError
@@ -36,7 +35,6 @@ def run_report(model: str | None = None, evals=(), *, runs: str | None = None, o
     if runs is not None and evals:
         raise UsageError("--eval goes with -m MODEL, not with --runs")
     matplotlib = charts.require()
-    t0 = time.perf_counter()
     output = output or ("runs.html" if runs else "report.html")
     if not os.path.isdir(os.path.dirname(os.path.abspath(output))):     # before the work, not after it
         raise UsageError("cannot write: no such directory", output)
@@ -54,8 +52,7 @@ def run_report(model: str | None = None, evals=(), *, runs: str | None = None, o
         _collect_charts(None)
     size = len(text.encode("utf-8"))
     extra = f", {len(made)} PNG files in {png}" if png else ""
-    return PageReport(f"wrote {output} ({size / 1024:.0f} KiB, {len(made)} charts{extra}) in "
-                  f"{time.perf_counter() - t0:.1f}s", warnings, output)
+    return PageReport(f"wrote {output} ({size / 1024:.0f} KiB, {len(made)} charts{extra})", warnings, output)
 
 
 def _write_pngs(made: list, folder: str) -> None:

@@ -23,8 +23,6 @@ def run_tag(model: str, input: str = STDIN, out: BinaryIO | None = None, *, form
             output_format: str = "jsonl", batch_size: int = 256, threads: int | None = None,
             skip_invalid: bool = False, progress: bool | None = None, texts: list[str] | None = None) -> Report:
     """Write every record of ``input`` (or of ``texts``: ``--text`` values) with the model's predictions added."""
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
     loaded = LoadedModel(model)
     if loaded.task not in ("tagger", "classifier"):
         raise UsageError(f"{model} is a {loaded.task} model: use seqtool dedupe", model)

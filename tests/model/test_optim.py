@@ -26,6 +26,15 @@ def test_exploding_gradients_are_scaled_to_max_norm(dtype):
     assert all(np.isfinite(g).all() and g.dtype == dtype for g in grads)
 
 
+
+def _run_ours(optimizer, params, grad_seq, **options):
+    """Copies of ``params`` after our ``optimizer`` took one step per gradient set of ``grad_seq``."""
+    ours = [p.copy() for p in params]
+    opt = optimizer(ours, **options)
+    for grads in grad_seq:
+        opt.step(grads)
+    return ours
+
 def test_clip_survives_overflowing_squares():
     grads = [np.array([3e200, -4e200]), np.array([0.0])]
     norm = clip_by_global_norm(grads, 1.0)
@@ -89,10 +98,7 @@ def test_adam_matches_torch(wd):
     grad_seq = [_grads(seed=10 + k) for k in range(6)]
     ref = _torch_run(torch.optim.Adam, params, grad_seq, lr=0.01, betas=(0.8, 0.99), eps=1e-7,
                      weight_decay=wd)
-    ours = [p.copy() for p in params]
-    opt = Adam(ours, lr=0.01, betas=(0.8, 0.99), eps=1e-7, weight_decay=wd)
-    for grads in grad_seq:
-        opt.step(grads)
+    ours = _run_ours(Adam, params, grad_seq, lr=0.01, betas=(0.8, 0.99), eps=1e-7, weight_decay=wd)
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
@@ -102,10 +108,7 @@ def test_adam_float32_matches_torch_float32():
     params = _grads(seed=5, dtype=np.float32)
     grad_seq = [_grads(seed=10 + k, dtype=np.float32) for k in range(6)]
     ref = _torch_run(torch.optim.Adam, params, grad_seq, lr=0.01, weight_decay=0.01)
-    ours = [p.copy() for p in params]
-    opt = Adam(ours, lr=0.01, weight_decay=0.01)
-    for grads in grad_seq:
-        opt.step(grads)
+    ours = _run_ours(Adam, params, grad_seq, lr=0.01, weight_decay=0.01)
     for a, b in zip(ours, ref):
         assert a.dtype == np.float32
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
@@ -118,10 +121,7 @@ def test_sgd_matches_torch(momentum, nesterov):
     grad_seq = [_grads(seed=10 + k) for k in range(4)]
     ref = _torch_run(torch.optim.SGD, params, grad_seq, lr=0.1, momentum=momentum, nesterov=nesterov,
                      weight_decay=0.001)
-    ours = [p.copy() for p in params]
-    opt = SGD(ours, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=0.001)
-    for grads in grad_seq:
-        opt.step(grads)
+    ours = _run_ours(SGD, params, grad_seq, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=0.001)
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
