@@ -319,14 +319,15 @@ def encode_pair(loaded: LoadedModel, record: dict, require_gold: bool = False) -
 
 def pair_chunks(loaded: LoadedModel, tau: float, pairs: Iterable[dict], batch_size: int = 256):
     """The encoded ``pairs`` (encode_pair) a chunk at a time, each with ``similarity`` (the cosine of its
-    two questions' vectors) and ``is_duplicate`` (similarity >= tau)."""
+    two questions' vectors, to 6 decimals) and ``is_duplicate`` (that similarity >= tau: decided on the
+    printed value, so a pair printed at exactly tau is a duplicate)."""
     pairs = iter(pairs)
     for chunk in iter(lambda: list(itertools.islice(pairs, batch_size)), []):
         data = TaskData("siamese", Ragged(r.pop("q1_ids") for r in chunk).finish(), None, None,
                         Ragged(r.pop("q2_ids") for r in chunk).finish())
         for rec, s in zip(chunk, pair_similarities(loaded.model, data, batch_size)):
             rec["similarity"] = round(float(s), 6)
-            rec["is_duplicate"] = bool(s >= tau)
+            rec["is_duplicate"] = rec["similarity"] >= tau
         yield chunk
 
 

@@ -1,13 +1,23 @@
-"""Process-wide numeric settings: thread count and the numba compile cache."""
+"""Process-wide numeric settings: thread count, how idle kernel threads wait, the numba compile cache."""
 import os
 from contextlib import contextmanager
 
+# How long an idle kernel thread (numba's OpenMP pool) spins before it sleeps, in spin iterations. The
+# default (300,000, about a millisecond) keeps the second core busy spinning while the next numpy product
+# of a training step runs on it (recurrent.stream_matmul), which made those products no faster on two
+# threads than on one; passive waiting (0) makes each of the ~40 short parallel regions of a step pay a
+# wake-up. 10,000 (some microseconds) keeps back-to-back regions hot and frees the core between them
+# (benchmarks/profile_step.py: a default tagger step 12.8 -> 11.4 ms on 2 threads). Read by libgomp when
+# numba loads it, at the first parallel kernel, so it must be set before that; a user's setting wins.
+SPIN_COUNT = "10000"
+
 
 def configure(threads: int | None = None) -> None:
-    """Set the kernels' thread count (None: numba's default, all cores).
+    """Set the kernels' thread count (None: numba's default, all cores) and how idle kernel threads wait.
 
     Imports numba, so call it from inside a command, never at import time.
     """
+    os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
     _ensure_cache_dir()
     if threads:
         import numba

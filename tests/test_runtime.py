@@ -97,3 +97,14 @@ def test_train_says_compiling_only_when_it_compiles(tmp_path, sample_data, monke
             run_train(str(sample_data / "ner.jsonl"), output=str(tmp_path / name), progress=None, **args)
         said = "seqtool train: compiling kernels (first run only, ~30 s)\n" in err.read_text()
         assert said is expected, name
+
+
+def test_configure_shortens_the_idle_spin_of_kernel_threads_unless_the_user_chose(monkeypatch):
+    from seqtool.runtime import SPIN_COUNT, configure
+
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    configure(None)
+    assert os.environ["GOMP_SPINCOUNT"] == SPIN_COUNT
+    monkeypatch.setenv("GOMP_SPINCOUNT", "123")
+    configure(None)
+    assert os.environ["GOMP_SPINCOUNT"] == "123"

@@ -23,6 +23,7 @@ from seqtool.kernels import numpy_path as ref
 from seqtool.data.packing import Packing
 
 kd = lazy("seqtool.kernels.dense")
+ks = lazy("seqtool.kernels.elementwise")
 
 
 class Context:
@@ -172,7 +173,11 @@ class Embedding(Layer):
 
 
 class Dropout(Layer):
-    """Inverted dropout: in training keep each entry with probability 1-p and scale by 1/(1-p)."""
+    """Inverted dropout: in training keep each entry with probability 1-p and scale by 1/(1-p).
+
+    The mask comes from a counter-based generator keyed by one draw from the batch's generator
+    (kernels/elementwise.py), so it is drawn in parallel and is the same on any number of threads.
+    """
 
     def __init__(self, p: float):
         super().__init__()
@@ -184,10 +189,13 @@ class Dropout(Layer):
     def forward(self, x, ctx, train):
         if not train or self.p == 0.0:
             return x, lambda dy: dy
-        keep = ctx.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
-        mask = (keep >= self.p).astype(x.dtype)
-        mask *= 1.0 / (1.0 - self.p)
-        return x * mask, lambda dy: dy * mask   # forward: y = x * mask
+        key = np.uint64(ctx.rng.integers(0, 2 ** 63))
+        rows = np.ascontiguousarray(x).reshape(len(x), -1)
+        y, mask = ks.dropout_forward(rows, key, np.uint64(self.p * 2 ** 32), x.dtype.type(1.0 / (1.0 - self.p)))
+
+        def backward(dy):
+            return ks.multiply(np.ascontiguousarray(dy).reshape(mask.shape), mask).reshape(x.shape)
+        return y.reshape(x.shape), backward   # forward: y = x * mask
 
 
 class Dense(Layer):

@@ -12,10 +12,11 @@ import importlib
 
 import numpy as np
 
-from seqtool.kernels import CELL_GATES, check_cell
+from seqtool.kernels import CELL_GATES, check_cell, lazy
 from seqtool.kernels import numpy_path as ref
 from seqtool.model.layers import Context, Dropout, Layer, Serial, xavier
 
+ks = lazy("seqtool.kernels.elementwise")
 
 
 class Recurrent(Layer):
@@ -53,45 +54,31 @@ class Recurrent(Layer):
 
     def forward(self, x, ctx, train):
         w_x, w_h, b = self.params["w_x"], self.params["w_h"], self.params["b"]
-        S, H = self.S, self.H
+        S = self.S
         offsets = ctx.packing.offsets
         x = np.ascontiguousarray(x)
-        if S == 1:
-            xs = x[None]                                      # (1, N, d_in), a view
-        else:
-            rev = ctx.rev
-            xs = np.empty((2,) + x.shape, dtype=x.dtype)      # (2, N, d_in)
-            xs[0] = x
-            np.take(x, rev, axis=0, out=xs[1])                # 1: stream 1 reads the reversed rows
         if ref.enabled():
+            xs = x[None] if S == 1 else np.stack([x, x[ctx.rev]])
             xp = np.matmul(xs, w_x) + b[:, None, :]
             h = ref.cell_forward(self.cell, xp, w_h, offsets, *self._options)
             return self._join(h, ctx), ref.no_backward
         forward_kernel, backward_kernel = _cell_kernels(self.cell)
+        xs = x[None] if S == 1 else ks.split_input(x, ctx.rev)    # 1: (S, N, d_in); stream 1 reads x[rev]
         xp = stream_matmul(xs, w_x)                           # 2: (S, N, G*H) one product per stream
-        xp += b[:, None, :]                                   # 3
+        ks.add_bias(xp, b)                                    # 3
         h, cache = forward_kernel(xp, w_h, offsets, *self._options)   # 4: h (S, N, H)
         y = self._join(h, ctx)                                # 5
 
         def backward(dy):
-            if S == 1:
-                dh = np.ascontiguousarray(dy)[None]
-            else:
-                dh = np.empty((2, dy.shape[0], H), dtype=dy.dtype)   # back 5
-                dh[0] = dy[:, :H]
-                dh[1] = dy[rev, H:]
+            dy = np.ascontiguousarray(dy)
+            dh = dy[None] if S == 1 else ks.split_output_grad(dy, ctx.rev)   # back 5
             dxp, dw_h = backward_kernel(dh, xp, w_h, offsets, h, cache, *self._options)  # back 4
             self.grads["w_h"] += dw_h
-            self.grads["b"] += dxp.sum(axis=1)                       # back 3
+            self.grads["b"] += ks.column_sums(dxp)                           # back 3
             self.grads["w_x"] += stream_matmul(xs.transpose(0, 2, 1), dxp)  # back 2: dW_x = x_s^T dxp
             dxs = stream_matmul(dxp, w_x.transpose(0, 2, 1))             # back 2: dx_s = dxp W_x^T
-            if S == 1:
-                return dxs[0]
-            dx = dxs[0]
-            dx += dxs[1][rev]                                        # back 1 (rev is an involution)
-            return dx
+            return dxs[0] if S == 1 else ks.join_input_grad(dxs, ctx.rev)   # back 1
         return y, backward
-
 
     def from_projection(self, xp: np.ndarray, ctx: Context) -> np.ndarray:
         """Inference from a ready input product xp (S, N, G*H), bias included (a token cache's rows, model/token_cache.py): y (N, S*H)."""
@@ -103,11 +90,9 @@ class Recurrent(Layer):
         """5: the layer's output from the streams' states h (S, N, H): [h_fwd, h_bwd[rev]]."""
         if self.S == 1:
             return h[0]
-        H = self.H
-        y = np.empty((h.shape[1], 2 * H), dtype=h.dtype)
-        y[:, :H] = h[0]
-        y[:, H:] = h[1][ctx.rev]
-        return y
+        if ref.enabled():
+            return np.concatenate([h[0], h[1][ctx.rev]], axis=1)
+        return ks.join_output(h, ctx.rev)
 
 
 # BLAS runs one thread (cli.py sets OPENBLAS_NUM_THREADS=1: numba's threads own the cores), so

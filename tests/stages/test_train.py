@@ -119,3 +119,19 @@ def test_interrupted_then_resumed_gives_the_weights_of_an_uninterrupted_run(tmp_
     for name in whole[1]:
         assert np.array_equal(whole[1][name], resumed[1][name]), name
     assert [h["loss"] for h in whole[3]["history"]] == [h["loss"] for h in resumed[3]["history"]]
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="one core: nothing to compare")
+def test_the_weights_do_not_depend_on_the_thread_count(tmp_path):
+    # every parallel part of a step in play (char CNN, shape, dropout, BiLSTM, CRF; a batch of 64 puts the CRF
+    # above its parallel threshold): each reduction runs in a fixed order, so 1 and 2 threads give the same bits
+    sample = os.path.join(os.path.dirname(__file__), "..", "..", "sample_data", "ner.jsonl")
+    weights = []
+    for threads in (1, 2):
+        out = tmp_path / f"t{threads}"
+        run_train(sample, output=str(out), task="tagger", progress=False, threads=threads, epochs=2, hidden=24,
+                  batch_size=64, dropout=0.3, word_dropout=0.05, seed=5)
+        weights.append(modelio.load_model(out)[1])
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name], err_msg=name)
