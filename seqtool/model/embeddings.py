@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqtool.data.vocab import Vocab
+from seqtool.data.vocab import UNK_ID, Vocab
 from seqtool.errors import DataError, UsageError
 from seqtool.model.layers import Embedding
 
@@ -176,3 +176,18 @@ class Pretrained:
                 f"({len(self.vocab.words)} words)",
                 coverage.summary(self.path).replace(" words have", " training-vocabulary words have"),
                 f"{self.path}: tokens with a vector: {tokens}"]
+
+
+class TrainedRows:
+    """The rows of a vectors-sized word table that training can change: the words of the training data and
+    <UNK> (word dropout). A checkpoint keeps only these (TrainingState.to_checkpoint's kept_rows: the others
+    are the vectors file's, or the seeded initialisation, as filled at the start) with ``start``, a
+    fingerprint of the whole table at the start, so that a --resume with other vectors can be refused
+    instead of training on a mixed table."""
+
+    def __init__(self, name: str, table: np.ndarray, train_ids: np.ndarray):
+        import hashlib
+
+        self.name = name
+        self.rows = np.union1d(np.unique(train_ids), [UNK_ID]).astype(np.int64)
+        self.start = hashlib.sha256(np.ascontiguousarray(table).data).hexdigest()

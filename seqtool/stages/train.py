@@ -24,6 +24,7 @@ from seqtool.model.inference import dev_score
 from seqtool.model.fit import Job, TrainingState, fit, restore
 from seqtool.data.jsonl import STDIN, open_input, source_name
 from seqtool.data.readers import Source
+from seqtool.model.embeddings import TrainedRows
 from seqtool.model.siamese import training_pairs
 from seqtool.stages.base import Report
 from seqtool.model.tasks import build_model, check_arch, reads_chars, word_embedding
@@ -203,16 +204,19 @@ def run_train(train: str = STDIN, *, output: str, task: str | None = None, dev: 
     n_out = _output_size(task, vocabulary)
     model = build_model(cfg, len(vocabulary.words), n_out, cfg["seed"], n_chars=len(vocabulary.chars),
                         tag_names=vocabulary.tags.names if task == "tagger" else None)
-    if pretrained is not None and not resume:
+    if pretrained is not None:       # on --resume too: the checkpoint holds only the rows training changes
         ids = {"train": train_ids, **({"dev": _flat_ids(dev_data)} if dev_data is not None else {})}
         for line in pretrained.fill(word_embedding(model).params["E"], ids):
             print(f"seqtool train: {line}", file=sys.stderr)
+    table = TrainedRows(_table_name(model), word_embedding(model).params["E"], train_ids) \
+        if vocabulary.vector_words_added else None
     del pretrained, train_ids
     ckpt_path = modelio.checkpoint_path(output)
-    state = _load_resume(ckpt_path, model, cfg) if resume else TrainingState.start(model, cfg)
+    state = _load_resume(ckpt_path, model, cfg, table) if resume else TrainingState.start(model, cfg)
     t0 = time.perf_counter()
     result = _fit_saying_compiles(model, data, cfg, state, progress, ckpt_path,
-                                  (lambda m: dev_score(m, dev_data, vocabulary, cfg)) if dev_data is not None else None)
+                                  (lambda m: dev_score(m, dev_data, vocabulary, cfg)) if dev_data is not None else None,
+                                  table)
     restore(model, result.best_weights)
     metrics = _metrics(result, time.perf_counter() - t0)
     config = dict(cfg, n_vocab=len(vocabulary.words), n_out=n_out, n_chars=len(vocabulary.chars),
@@ -262,7 +266,7 @@ def _batches_from_pad(data: TaskData, cfg: dict, given: dict) -> list[str]:
     return []
 
 
-def _fit_saying_compiles(model, data, cfg, state, progress, ckpt_path, dev):
+def _fit_saying_compiles(model, data, cfg, state, progress, ckpt_path, dev, table: TrainedRows | None):
     """fit(), saying on stderr when numba compiles kernels (a first run: its cache was empty), with the
     compile time left out of the tokens/s figures; Ctrl-C keeps a checkpoint."""
     from seqtool.runtime import watching_compiles
@@ -274,14 +278,14 @@ def _fit_saying_compiles(model, data, cfg, state, progress, ckpt_path, dev):
     with watching_compiles(say) as watch:
         reporter = _Progress(progress, cfg["epochs"], watch)
         job = Job(cfg["task"], model, data, cfg, progress=reporter, dev=dev, clock=watch.clock,
-                  after_epoch=lambda st: modelio.save_checkpoint(ckpt_path, st.to_checkpoint(model)))
+                  after_epoch=lambda st: modelio.save_checkpoint(ckpt_path, _checkpoint(st, model, table)))
         try:
             result = fit(job, state)
         except KeyboardInterrupt:
             # Keep the work done: the weights as they are now, counted as the last finished
             # epoch (a resumed run repeats the interrupted one). The model at --output is untouched.
             reporter.close()
-            modelio.save_checkpoint(ckpt_path, state.to_checkpoint(model))
+            modelio.save_checkpoint(ckpt_path, _checkpoint(state, model, table))
             raise Interrupted(f"interrupted after {state.epoch} epochs; checkpoint saved to {ckpt_path}: "
                               f"continue with --resume") from None
         reporter.close()
@@ -329,12 +333,22 @@ def _output_size(task: str, vocab: Vocab) -> int:
 
 # ---------------------------------------------------------------- checkpoints
 
-def _load_resume(path: str, model, cfg: dict) -> TrainingState:
+def _checkpoint(state: TrainingState, model, table: TrainedRows | None) -> dict:
+    if table is None:
+        return state.to_checkpoint(model)
+    return dict(state.to_checkpoint(model, {table.name: table.rows}), table_start=table.start)
+
+
+def _load_resume(path: str, model, cfg: dict, table: TrainedRows | None) -> TrainingState:
     if not os.path.isdir(path):
         raise UsageError(f"--resume: no checkpoint at {path} (it is written after every epoch)")
+    saved = modelio.load_checkpoint(path)
+    if table is not None and saved.get("table_start", table.start) != table.start:
+        raise UsageError(f"--resume: the word table does not start as in the run of the checkpoint at {path}: "
+                         f"give the same --embeddings file and --vectors-limit")
     try:
-        return TrainingState.from_checkpoint(modelio.load_checkpoint(path), model, cfg)
-    except (KeyError, ValueError) as e:
+        return TrainingState.from_checkpoint(saved, model, cfg)
+    except (KeyError, ValueError, IndexError) as e:
         raise UsageError(f"--resume: the checkpoint at {path} does not fit these options ({e}): give the "
                          f"options it was trained with") from None
 

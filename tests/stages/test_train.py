@@ -93,17 +93,33 @@ def test_interrupt_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert [h["epoch"] for h in history] == list(range(1, done + 2))      # the whole run's history
 
 
-def test_interrupted_then_resumed_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch):
+def _vectors_file(path, words, extra: int, dim: int = 8, seed: int = 0):
+    """A GloVe-format file: the given words and ``extra`` more that no training record holds."""
+    rng = np.random.default_rng(seed)
+    every = [*words, *(f"xw{i}" for i in range(extra))]
+    lines = [f"{w} {' '.join(f'{x:.4f}' for x in rng.normal(size=dim))}" for w in every]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("vectors", [False, True], ids=["no-vectors", "vectors"])
+def test_interrupted_then_resumed_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch, vectors):
     """Ctrl-C right after epoch 2's checkpoint, then --resume to 4 epochs: the same bits as 4 epochs in one go
-    (weights, optimiser moments and the random generator all come back whole)."""
-    train_file = write_jsonl(tmp_path / "d.jsonl", context_tagging(200, 0))
+    (weights, optimiser moments and the random generator all come back whole). With a vectors file of many words
+    training never sees, the checkpoint keeps only the table's rows training can change."""
+    records = context_tagging(200, 0)
+    train_file = write_jsonl(tmp_path / "d.jsonl", records)
     dev_file = write_jsonl(tmp_path / "dev.jsonl", context_tagging(40, 1))
     opts = dict(task="tagger", dev=dev_file, epochs=4, hidden=16, embed=8, progress=False, patience=0, threads=1)
+    words = sorted({t for r in records for t in r["tokens"]})
+    if vectors:
+        opts["embeddings"] = _vectors_file(tmp_path / "vectors.txt", words[::2], extra=3000)
     run_train(train_file, output=str(tmp_path / "whole"), **opts)
-    real_save, pressed = modelio.save_checkpoint, []
+    real_save, pressed, table_rows = modelio.save_checkpoint, [], []
 
     def save_then_interrupt(path, state):
         real_save(path, state)
+        table_rows.append(len(state["weights"]["0.0.E"]))
         if state["epoch"] == 2 and not pressed:          # Ctrl-C once, right after epoch 2's checkpoint
             pressed.append(True)
             raise KeyboardInterrupt
@@ -119,6 +135,10 @@ def test_interrupted_then_resumed_gives_the_weights_of_an_uninterrupted_run(tmp_
     for name in whole[1]:
         assert np.array_equal(whole[1][name], resumed[1][name]), name
     assert [h["loss"] for h in whole[3]["history"]] == [h["loss"] for h in resumed[3]["history"]]
+    n_vocab = whole[0]["n_vocab"]
+    assert n_vocab > 3000 if vectors else n_vocab < 100
+    # the checkpoint's word table: the training words, <UNK> and <PAD> at most, with vectors; whole without
+    assert table_rows[-1] <= len(words) + 2 if vectors else table_rows[-1] == n_vocab
 
 
 @pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="one core: nothing to compare")
@@ -135,3 +155,26 @@ def test_the_weights_do_not_depend_on_the_thread_count(tmp_path):
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         np.testing.assert_array_equal(weights[0][name], weights[1][name], err_msg=name)
+
+
+def test_resume_with_other_vectors_is_refused(tmp_path, monkeypatch):
+    records = context_tagging(60, 0)
+    train_file = write_jsonl(tmp_path / "d.jsonl", records)
+    words = sorted({t for r in records for t in r["tokens"]})
+    opts = dict(task="tagger", epochs=3, hidden=8, progress=False, threads=1)
+    real_save, pressed = modelio.save_checkpoint, []
+
+    def save_then_interrupt(path, state):
+        real_save(path, state)
+        if not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(modelio, "save_checkpoint", save_then_interrupt)
+    with pytest.raises(SeqtoolError, match="interrupted after 1 epoch"):
+        run_train(train_file, output=str(tmp_path / "m"), embeddings=_vectors_file(tmp_path / "a.txt", words, 50),
+                  **opts)
+    monkeypatch.setattr(modelio, "save_checkpoint", real_save)
+    other = _vectors_file(tmp_path / "b.txt", words, 50, seed=1)
+    with pytest.raises(SeqtoolError, match="same --embeddings file"):
+        run_train(train_file, output=str(tmp_path / "m"), embeddings=other, resume=True, **opts)
