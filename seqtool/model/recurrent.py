@@ -95,28 +95,52 @@ class Recurrent(Layer):
         return ks.join_output(h, ctx.rev)
 
 
-# BLAS runs one thread (cli.py sets OPENBLAS_NUM_THREADS=1: numba's threads own the cores), so
-# the two directions' products of a bidirectional layer, each large and independent, run on two
-# Python threads (numpy releases the GIL in matmul) when the kernels may use two threads.
+# BLAS runs one thread (cli.py sets OPENBLAS_NUM_THREADS=1: numba's threads own the cores), so a
+# recurrent layer's large products (the input product and the two of its backward) are split into
+# pieces, one per kernel thread, run side by side on Python threads (numpy releases the GIL in
+# matmul): a piece is a block of rows of one stream's product. A row block's rows come out of BLAS
+# with the same bits as in the whole product (the sum over k is not split; checked for the shapes
+# we train at), so the result does not depend on the thread count. Pieces below MIN_PIECE_FLOPS
+# cost more to hand over than they save.
 PARALLEL_MATMUL_FLOPS = 20_000_000
-_matmul_pool = None
+MIN_PIECE_FLOPS = 5_000_000
+_matmul_pool = None   # (threads, ThreadPoolExecutor)
 
 
 def stream_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.matmul of (S, n, k) and (S, k, m) stacks; with S == 2, the two products side by side."""
-    global _matmul_pool
+    """np.matmul of (S, n, k) and (S, k, m) stacks, in pieces (stream, block of rows) on the kernel threads."""
     S, n, k = a.shape
-    if S != 2 or 2 * n * k * b.shape[2] < PARALLEL_MATMUL_FLOPS or _kernel_threads() < 2:
+    flops = 2 * S * n * k * b.shape[2]
+    threads = min(_kernel_threads(), flops // MIN_PIECE_FLOPS)
+    if flops < PARALLEL_MATMUL_FLOPS or threads < 2:
         return np.matmul(a, b)
-    if _matmul_pool is None:
+    out = np.empty((S, n, b.shape[2]), dtype=np.result_type(a, b))
+    pieces = row_pieces(S, n, threads)
+    pool = _pool(threads - 1)
+    others = [pool.submit(np.matmul, a[s, r0:r1], b[s], out=out[s, r0:r1]) for s, r0, r1 in pieces[1:]]
+    s, r0, r1 = pieces[0]
+    np.matmul(a[s, r0:r1], b[s], out=out[s, r0:r1])
+    for other in others:
+        other.result()
+    return out
+
+
+def row_pieces(S: int, n: int, threads: int) -> list[tuple[int, int, int]]:
+    """(stream, first row, end row) pieces: each stream cut into ceil(threads / S) blocks of rows, S*that in all
+    (one stream per thread on two threads and a bidirectional layer; halves of the rows for a one-way layer)."""
+    blocks = -(-threads // S)
+    bounds = [n * i // blocks for i in range(blocks + 1)]
+    return [(s, bounds[i], bounds[i + 1]) for s in range(S) for i in range(blocks) if bounds[i + 1] > bounds[i]]
+
+
+def _pool(workers: int):
+    """The pool of product threads, with at least ``workers`` threads (grown when --threads grows)."""
+    global _matmul_pool
+    if _matmul_pool is None or _matmul_pool[0] < workers:
         from concurrent.futures import ThreadPoolExecutor
 
-        _matmul_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtool-matmul")
-    out = np.empty((S, n, b.shape[2]), dtype=np.result_type(a, b))
-    other = _matmul_pool.submit(np.matmul, a[1], b[1], out=out[1])
-    np.matmul(a[0], b[0], out=out[0])
-    other.result()
-    return out
+        _matmul_pool = (workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqtool-matmul"))
+    return _matmul_pool[1]
 
 
 def _kernel_threads() -> int:

@@ -174,3 +174,28 @@ def test_one_registry_of_cells_and_an_unknown_cell_is_refused_everywhere():
     xp, w_h = np.zeros((1, 2, 12)), np.zeros((1, 4, 12))
     with pytest.raises(ValueError, match="unknown cell 'lru'"):             # the numpy path ran it as a GRU
         cell_forward("lru", xp, w_h, np.array([0, 2]))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("S", [1, 2])
+def test_products_in_pieces_equal_the_whole_product_bit_for_bit(monkeypatch, threads, S):
+    from seqtool.model import recurrent
+
+    monkeypatch.setattr(recurrent, "_kernel_threads", lambda: threads)
+    rng = np.random.default_rng(threads)
+    x = rng.normal(size=(S, 901, 130)).astype(np.float32)
+    w = rng.normal(size=(S, 130, 512)).astype(np.float32)
+    dxp = rng.normal(size=(S, 901, 512)).astype(np.float32)
+    for a, b in ((x, w), (x.transpose(0, 2, 1), dxp), (dxp, w.transpose(0, 2, 1))):   # forward, dW_x, dx
+        np.testing.assert_array_equal(recurrent.stream_matmul(a, b), np.matmul(a, b))
+
+
+@pytest.mark.parametrize("S, n, threads", [(1, 10, 2), (2, 10, 2), (2, 10, 3), (1, 3, 8), (2, 901, 16)])
+def testrow_pieces_cover_every_row_of_every_stream_once(S, n, threads):
+    from seqtool.model.recurrent import row_pieces
+
+    covered = np.zeros((S, n), int)
+    for s, r0, r1 in row_pieces(S, n, threads):
+        covered[s, r0:r1] += 1
+    assert (covered == 1).all()
+    assert len(row_pieces(S, n, threads)) == min(S * -(-threads // S), S * n)
