@@ -29,9 +29,18 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(nogil=True, cache=True, inline="always")
+# The log-sum-exps below are factored so that a step costs K exps instead of K*K:
+#     LSE_i(v[i] + M[i, j]) = mv + c[j] + log(sum_i exp(v[i] - mv) * exp(M[i, j] - c[j]))
+# with mv = max_i v[i] and c[j] = max_i M[i, j]: every factor is at most 1 and exp(M - c) is
+# computed once per sequence. Each sum has a term of at least exp(v[i*] - mv) for the i* that
+# maximises M[:, j]; only when that underflows (scores 700 apart) is the column summed the
+# exact way, term by term.
+TINY = 1e-280
+
+
+@njit(nogil=True, cache=True)
 def _lse_col(v, M, j):
-    # log sum_i exp(v[i] + M[i, j]) for v (K,), M (K, K)
+    # log sum_i exp(v[i] + M[i, j]) for v (K,), M (K, K), term by term
     K = v.shape[0]
     m = -np.inf
     for i in range(K):
@@ -45,16 +54,45 @@ def _lse_col(v, M, j):
 
 
 @njit(nogil=True, cache=True)
+def _column_factors(M):
+    """(exp(M - c), c) with c[j] = max_i M[i, j] (K, K), (K,)."""
+    K = M.shape[0]
+    c = np.empty(K, dtype=np.float64)
+    for j in range(K):
+        c[j] = M[0, j]
+        for i in range(1, K):
+            c[j] = max(c[j], M[i, j])
+    E = np.empty((K, K), dtype=np.float64)
+    for i in range(K):
+        for j in range(K):
+            E[i, j] = np.exp(M[i, j] - c[j]) if c[j] > -np.inf else 0.0
+    return E, c
+
+
+@njit(nogil=True, cache=True)
 def _alpha(alpha, em, trans, start, offsets, r, L):
     # fills alpha rows of sequence r (rows offsets[t] + r, t < L); alpha (N, K) float64
     K = em.shape[1]
     row = offsets[0] + r
     for j in range(K):
         alpha[row, j] = start[j] + em[row, j]                       # 1: alpha[0]
+    E, c = _column_factors(trans.astype(np.float64))
+    a = np.empty(K, dtype=np.float64)
     for t in range(1, L):
         prev, row = row, offsets[t] + r
-        for j in range(K):
-            alpha[row, j] = em[row, j] + _lse_col(alpha[prev], trans, j)   # 2: alpha[t]
+        m = alpha[prev, 0]
+        for i in range(1, K):
+            m = max(m, alpha[prev, i])
+        for i in range(K):
+            a[i] = np.exp(alpha[prev, i] - m)
+        for j in range(K):                                          # 2: alpha[t]
+            z = 0.0
+            for i in range(K):
+                z += a[i] * E[i, j]
+            if z > TINY:
+                alpha[row, j] = em[row, j] + m + c[j] + np.log(z)
+            else:
+                alpha[row, j] = em[row, j] + _lse_col(alpha[prev], trans, j)
 
 
 @njit(nogil=True, cache=True)
@@ -64,18 +102,26 @@ def _beta(beta, em, trans, end, offsets, r, L):
     last = offsets[L - 1] + r
     for i in range(K):
         beta[last, i] = end[i]                                      # 4: beta[L-1]
-    tmp = np.empty(K, dtype=np.float64)
+    Et, c = _column_factors(trans.T.astype(np.float64))           # rows of trans: Et[j, i] = exp(trans[i, j] - c[i])
+    b = np.empty(K, dtype=np.float64)
+    w = np.empty(K, dtype=np.float64)
     for t in range(L - 2, -1, -1):
         row, nxt = offsets[t] + r, offsets[t + 1] + r
-        for i in range(K):
-            m = -np.inf
-            for j in range(K):
-                tmp[j] = trans[i, j] + em[nxt, j] + beta[nxt, j]
-                m = max(m, tmp[j])
+        for j in range(K):
+            w[j] = em[nxt, j] + beta[nxt, j]
+        m = w[0]
+        for j in range(1, K):
+            m = max(m, w[j])
+        for j in range(K):
+            b[j] = np.exp(w[j] - m)
+        for i in range(K):                                          # 5: beta[t]
             z = 0.0
             for j in range(K):
-                z += np.exp(tmp[j] - m)
-            beta[row, i] = m + np.log(z)                            # 5: beta[t]
+                z += Et[j, i] * b[j]
+            if z > TINY:
+                beta[row, i] = m + c[i] + np.log(z)
+            else:
+                beta[row, i] = _lse_col(w, trans.T, i)
 
 
 @njit(nogil=True, cache=True)
@@ -116,6 +162,13 @@ def _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, of
     g = dnll[r]
     lz = log_z[r]
     _beta(beta, em, trans, end, offsets, r, L)
+    ct = trans[0, 0]
+    for i in range(K):
+        for j in range(K):
+            ct = max(ct, trans[i, j])
+    Et = np.exp(trans.astype(np.float64) - ct)
+    u = np.empty(K, dtype=np.float64)
+    w = np.empty(K, dtype=np.float64)
     row = offsets[0] + r
     for t in range(L):
         row = offsets[t] + r
@@ -127,14 +180,38 @@ def _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, of
             if t == L - 1:
                 dend[r, j] += g * p                                 # back 3: d log Z / d end
         dem[row, tags[row]] -= g                                    # back 6: d(-s) / d e[t, y_t] = -1
-        if t > 0:
+        if t > 0:                                                   # back 2: pairwise marginal
             prev = offsets[t - 1] + r
-            for i in range(K):
-                for j in range(K):                                  # back 2: pairwise marginal
-                    dtrans[r, i, j] += g * np.exp(alpha[prev, i] + trans[i, j] + em[row, j] + beta[row, j] - lz)
+            _add_pair_marginals(dtrans[r], g, alpha[prev], em[row], beta[row], trans, Et, ct, lz, u, w)
             dtrans[r, tags[prev], tags[row]] -= g                   # back 6: gold transition
     dstart[r, tags[offsets[0] + r]] -= g                            # back 6: gold start
     dend[r, tags[row]] -= g                                         # back 6: gold end
+
+
+@njit(nogil=True, cache=True)
+def _add_pair_marginals(dtrans, g, alpha_prev, em_row, beta_row, trans, Et, ct, lz, u, w):
+    """dtrans[i, j] += g p(y_{t-1} = i, y_t = j) = g exp(alpha_prev[i] + trans[i, j] + em_row[j] + beta_row[j] - lz),
+    factored as g exp(mu + mw + ct - lz) * exp(alpha_prev[i] - mu) * exp(trans[i, j] - ct) * exp(... - mw):
+    2K exps instead of K*K. The first factor is at most exp(ct - min trans) (a probability is at most 1); when
+    that could overflow (transition scores 700 apart) the terms are summed one by one."""
+    K = u.shape[0]
+    mu, mw = alpha_prev[0], em_row[0] + beta_row[0]
+    for i in range(1, K):
+        mu = max(mu, alpha_prev[i])
+        mw = max(mw, em_row[i] + beta_row[i])
+    lead = mu + mw + ct - lz
+    if lead > 600.0:
+        for i in range(K):
+            for j in range(K):
+                dtrans[i, j] += g * np.exp(alpha_prev[i] + trans[i, j] + em_row[j] + beta_row[j] - lz)
+        return
+    scale = g * np.exp(lead)
+    for i in range(K):
+        u[i] = np.exp(alpha_prev[i] - mu)
+        w[i] = np.exp(em_row[i] + beta_row[i] - mw)
+    for i in range(K):
+        for j in range(K):
+            dtrans[i, j] += scale * u[i] * Et[i, j] * w[j]
 
 
 @njit(nogil=True, cache=True)

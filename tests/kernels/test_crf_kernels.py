@@ -141,3 +141,39 @@ def test_parallel_drivers_equal_serial_on_a_large_batch():
         outs[par] = (nll, *grads, marg, best)
     for a, b in zip(outs[False], outs[True]):
         np.testing.assert_array_equal(a, b)
+
+
+def _brute_pairs(e, trans, start, end):
+    """sum over t of p(y_{t-1} = i, y_t = j) (K, K) of one sequence, by enumeration."""
+    L = e.shape[0]
+    paths = list(itertools.product(range(K), repeat=L))
+    scores = np.array([_score(e, y, trans, start, end) for y in paths])
+    prob = np.exp(scores - np.logaddexp.reduce(scores))
+    pairs = np.zeros((K, K))
+    for y, q in zip(paths, prob):
+        for t in range(1, L):
+            pairs[y[t - 1], y[t]] += q
+    return pairs
+
+
+@pytest.mark.parametrize("scale", [1.0, 300.0, 3000.0])
+def test_scores_far_apart_still_match_enumeration(scale):
+    # the forward and backward sums are factored (K exps a step, not K*K); with scores hundreds apart a factor
+    # underflows or the pairwise scale would overflow, and the kernels must switch to summing term by term
+    p, em, tags, trans, start, end = _problem(seed=3)
+    em, trans = em * scale, trans * scale
+    args = _args(p, em, tags, trans, start, end)
+    nll, log_z, alpha = crf_forward(*args)
+    dem, dtrans, _, _ = crf_backward(np.ones(p.batch), *args, alpha, log_z)
+    for b in range(p.batch):
+        rows = p.rows[b, :p.lengths[b]]
+        r = int(np.flatnonzero(p.order == b)[0])
+        bz, bmarg, _ = _brute(em[rows], trans, start, end)
+        assert log_z[r] == pytest.approx(bz, rel=1e-12, abs=1e-9)
+        gold = np.zeros_like(bmarg)
+        gold[np.arange(len(rows)), tags[rows]] = 1
+        np.testing.assert_allclose(dem[rows], bmarg - gold, atol=1e-9)
+        pairs = _brute_pairs(em[rows], trans, start, end)
+        for t in range(1, len(rows)):
+            pairs[tags[rows][t - 1], tags[rows][t]] -= 1
+        np.testing.assert_allclose(dtrans[r], pairs, atol=1e-9)
