@@ -30,12 +30,14 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as the seqtool CLI runs: kernel threads are numba's
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")     # as seqtool.runtime.configure sets it for every command
-import numpy as np  # noqa: E402
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from seqtool.runtime import SPIN_COUNT  # noqa: E402  (light: no numpy, no numba)
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as the seqtool CLI runs: kernel threads are numba's
+os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)  # as seqtool.runtime.configure sets it for every command
+import numpy as np  # noqa: E402
 
 DEFAULT_BENCH = HERE.parent.parent / "shared" / "bench"
 VOCAB = 20000
@@ -281,7 +283,7 @@ def compare_threads(args, counts: list[int]) -> None:
     for name in names:
         for threads in counts:
             for alone in ([False, True] if args.alone else [False]):
-                cmd = [sys.executable, __file__, *passed, "--configs", name, "--only", name, "--threads",
+                cmd = [sys.executable, __file__, *passed, "--configs", name, "--threads",
                        str(threads), "--json"]
                 cmd += ["--no-torch"] if alone else []
                 cmd += ["--peak", str(peaks[threads])] if peaks[threads] and not args.peak else []

@@ -150,11 +150,10 @@ def _options(words: list[str]) -> dict:
     """`--hidden 128 --no-crf` -> {"hidden": "128", "crf": False} (run_train resolves the types)."""
     from seqtool.cli.app import cli
 
-    ctx = cli.make_context("seqtool", ["train", "-o", "/dev/null/x", *words], resilient_parsing=True)
-    sub = cli.get_command(ctx, "train")
-    sub_ctx = sub.make_context("train", ["-o", "/tmp/x", *words], resilient_parsing=True)
-    given = {p.name: sub_ctx.params[p.name] for p in sub.params
-             if p.name in sub_ctx.params and sub_ctx.get_parameter_source(p.name).name == "COMMANDLINE"}
+    train = cli.commands["train"]
+    ctx = train.make_context("train", ["-o", "/tmp/x", *words], resilient_parsing=True)
+    given = {name: value for name, value in ctx.params.items()
+             if ctx.get_parameter_source(name).name == "COMMANDLINE"}
     given.pop("output", None)
     return given
 

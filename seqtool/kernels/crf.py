@@ -32,9 +32,9 @@ from numba import njit, prange
 # The log-sum-exps below are factored so that a step costs K exps instead of K*K:
 #     LSE_i(v[i] + M[i, j]) = mv + c[j] + log(sum_i exp(v[i] - mv) * exp(M[i, j] - c[j]))
 # with mv = max_i v[i] and c[j] = max_i M[i, j]: every factor is at most 1 and exp(M - c) is
-# computed once per sequence. Each sum has a term of at least exp(v[i*] - mv) for the i* that
-# maximises M[:, j]; only when that underflows (scores 700 apart) is the column summed the
-# exact way, term by term.
+# computed once per call (the wrappers pass it down as ``factors``). Each sum has a term of at
+# least exp(v[i*] - mv) for the i* that maximises M[:, j]; only when that underflows (scores 700
+# apart) is the column summed the exact way, term by term.
 TINY = 1e-280
 
 
@@ -70,13 +70,12 @@ def _column_factors(M):
 
 
 @njit(nogil=True, cache=True)
-def _alpha(alpha, em, trans, start, offsets, r, L):
-    # fills alpha rows of sequence r (rows offsets[t] + r, t < L); alpha (N, K) float64
+def _alpha(alpha, em, trans, start, offsets, r, L, E, c):
+    # fills alpha rows of sequence r (rows offsets[t] + r, t < L); alpha (N, K) float64; E, c = _column_factors(trans)
     K = em.shape[1]
     row = offsets[0] + r
     for j in range(K):
         alpha[row, j] = start[j] + em[row, j]                       # 1: alpha[0]
-    E, c = _column_factors(trans.astype(np.float64))
     a = np.empty(K, dtype=np.float64)
     for t in range(1, L):
         prev, row = row, offsets[t] + r
@@ -96,13 +95,13 @@ def _alpha(alpha, em, trans, start, offsets, r, L):
 
 
 @njit(nogil=True, cache=True)
-def _beta(beta, em, trans, end, offsets, r, L):
-    # fills beta rows of sequence r; beta (N, K) float64
+def _beta(beta, em, trans, end, offsets, r, L, Et, c):
+    # fills beta rows of sequence r; beta (N, K) float64; Et, c = _column_factors(trans.T): the rows of trans,
+    # Et[j, i] = exp(trans[i, j] - c[i])
     K = em.shape[1]
     last = offsets[L - 1] + r
     for i in range(K):
         beta[last, i] = end[i]                                      # 4: beta[L-1]
-    Et, c = _column_factors(trans.T.astype(np.float64))           # rows of trans: Et[j, i] = exp(trans[i, j] - c[i])
     b = np.empty(K, dtype=np.float64)
     w = np.empty(K, dtype=np.float64)
     for t in range(L - 2, -1, -1):
@@ -140,10 +139,10 @@ def _log_z(alpha, end, offsets, r, L):
 # ---------------------------------------------------------------- per sequence (rank r): the math
 
 @njit(nogil=True, cache=True)
-def _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
+def _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths, factors):
     # writes alpha rows of sequence r, log_z[r], nll[r]
     L = lengths[r]
-    _alpha(alpha, em, trans, start, offsets, r, L)
+    _alpha(alpha, em, trans, start, offsets, r, L, *factors)
     log_z[r] = _log_z(alpha, end, offsets, r, L)
     row = offsets[0] + r
     gold = start[tags[row]] + em[row, tags[row]]                    # 6: s(y_gold)
@@ -155,18 +154,15 @@ def _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths
 
 
 @njit(nogil=True, cache=True)
-def _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
+def _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z,
+              factors):
     # writes beta and dem rows of sequence r, dtrans[r], dstart[r], dend[r] (zeroed by the caller)
     K = em.shape[1]
     L = lengths[r]
     g = dnll[r]
     lz = log_z[r]
-    _beta(beta, em, trans, end, offsets, r, L)
-    ct = trans[0, 0]
-    for i in range(K):
-        for j in range(K):
-            ct = max(ct, trans[i, j])
-    Et = np.exp(trans.astype(np.float64) - ct)
+    Er, cr, Et, ct = factors
+    _beta(beta, em, trans, end, offsets, r, L, Er, cr)
     u = np.empty(K, dtype=np.float64)
     w = np.empty(K, dtype=np.float64)
     row = offsets[0] + r
@@ -329,8 +325,8 @@ def _viterbi_seq(r, best, score, delta, back, em, trans, start, end, offsets, le
 # hands each thread a contiguous block of iterations, so the drivers visit them zigzag
 # (longest, shortest, second longest, ...): every block then holds long and short sequences
 # alike (a training batch of 32 on 2 threads: 1.2x in rank order). Under PARALLEL_WORK
-# transition terms (N*K*K, ~4 ns each, most of it exp) a thread team costs more than it
-# saves; a training batch of 32 sentences (~36k terms at K=9, ~0.7 ms forward and backward)
+# transition terms (N*K*K, ~2 ns each in the loss) a thread team costs more than it
+# saves; a training batch of 32 sentences (~36k terms at K=9, ~0.4 ms forward and backward)
 # is above it. A caller with one kernel thread (tag's workers, one chunk per core) runs serially.
 PARALLEL_WORK = 20_000
 
@@ -342,28 +338,30 @@ def _zigzag(i, B):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _nll_par(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
+def _nll_par(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths, factors):
     for i in prange(lengths.shape[0]):
-        _nll_seq(_zigzag(i, lengths.shape[0]), nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths)
+        _nll_seq(_zigzag(i, lengths.shape[0]), nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths,
+                 factors)
 
 
 @njit(nogil=True, cache=True)
-def _nll_ser(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths):
+def _nll_ser(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths, factors):
     for r in range(lengths.shape[0]):
-        _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths)
+        _nll_seq(r, nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths, factors)
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _grad_par(dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
+def _grad_par(dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z, factors):
     for i in prange(lengths.shape[0]):
         _grad_seq(_zigzag(i, lengths.shape[0]), dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end,
-                  offsets, lengths, alpha, log_z)
+                  offsets, lengths, alpha, log_z, factors)
 
 
 @njit(nogil=True, cache=True)
-def _grad_ser(dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z):
+def _grad_ser(dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z, factors):
     for r in range(lengths.shape[0]):
-        _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z)
+        _grad_seq(r, dem, dtrans, dstart, dend, beta, dnll, em, tags, trans, end, offsets, lengths, alpha, log_z,
+                  factors)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -403,7 +401,7 @@ def crf_forward(em, tags, trans, start, end, offsets, lengths, parallel=None):
     nll = np.empty(B, dtype=np.float64)
     log_z = np.empty(B, dtype=np.float64)
     run = _nll_par if _parallel(parallel, N * K * K) else _nll_ser
-    run(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths)
+    run(nll, log_z, alpha, em, tags, trans, start, end, offsets, lengths, _column_factors(_as64(trans)))
     return nll, log_z, alpha
 
 
@@ -419,8 +417,11 @@ def crf_backward(dnll, em, tags, trans, start, end, offsets, lengths, alpha, log
     dstart = np.zeros((B, K), dtype=np.float64)
     dend = np.zeros((B, K), dtype=np.float64)
     run = _grad_par if _parallel(parallel, N * K * K) else _grad_ser
+    trans64 = _as64(trans)
+    top = trans64.max()
+    factors = (*_column_factors(np.ascontiguousarray(trans64.T)), np.exp(trans64 - top), top)
     run(dem, dtrans, dstart, dend, beta, np.asarray(dnll, dtype=np.float64), em, tags, trans, end, offsets,
-        lengths, alpha, log_z)
+        lengths, alpha, log_z, factors)
     return dem, dtrans, dstart, dend
 
 
@@ -448,6 +449,10 @@ def crf_viterbi(em, trans, start, end, offsets, lengths, parallel=None):
     run = _viterbi_par if _parallel(parallel, N * K * K) else _viterbi_ser
     run(best, score, delta, back, em, trans, start, end, offsets, lengths)
     return best, score
+
+
+def _as64(a):
+    return np.asarray(a, dtype=np.float64)
 
 
 def _parallel(parallel, work: int) -> bool:

@@ -47,16 +47,6 @@ def dropout_forward(x, key, cut, scale):
     return y, mask
 
 
-@njit(parallel=True, **JIT)
-def multiply(a, b):
-    """a * b for two (n, d) arrays (dropout's backward: dy * mask)."""
-    out = np.empty_like(a)
-    for i in prange(a.shape[0]):
-        for j in range(a.shape[1]):
-            out[i, j] = a[i, j] * b[i, j]
-    return out
-
-
 # ---------------------------------------------------------------- a bidirectional layer's streams
 
 @njit(parallel=True, **JIT)

@@ -11,6 +11,7 @@ GloVe's "paris" and a lower-cased vocabulary's "paris" finds a cased file's
 "Paris". Words the file lacks keep their random initialisation.
 """
 import gzip
+import hashlib
 import warnings
 from dataclasses import dataclass
 
@@ -186,8 +187,6 @@ class TrainedRows:
     instead of training on a mixed table."""
 
     def __init__(self, name: str, table: np.ndarray, train_ids: np.ndarray):
-        import hashlib
-
         self.name = name
         self.rows = np.union1d(np.unique(train_ids), [UNK_ID]).astype(np.int64)
         self.start = hashlib.sha256(np.ascontiguousarray(table).data).hexdigest()

@@ -105,7 +105,7 @@ class TrainingState:
         names = list(model.named_params())
         zeros = {name: np.zeros_like(array) for name, array in start.items()}
         state.optimizer.load_state_arrays({
-            key: [_whole(dict(zip(names, arrays)), kept, zeros)[n] for n in names] if _aligned(arrays, names)
+            key: list(_whole(dict(zip(names, arrays)), kept, zeros).values()) if _aligned(arrays, names)
             else arrays for key, arrays in saved["opt"].items() if key != "kind"})
         state.rng.bit_generator.state = saved["rng"]
         score = saved["best_score"]

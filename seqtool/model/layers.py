@@ -193,9 +193,8 @@ class Dropout(Layer):
         rows = np.ascontiguousarray(x).reshape(len(x), -1)
         y, mask = ks.dropout_forward(rows, key, np.uint64(self.p * 2 ** 32), x.dtype.type(1.0 / (1.0 - self.p)))
 
-        def backward(dy):
-            return ks.multiply(np.ascontiguousarray(dy).reshape(mask.shape), mask).reshape(x.shape)
-        return y.reshape(x.shape), backward   # forward: y = x * mask
+        mask = mask.reshape(x.shape)
+        return y.reshape(x.shape), lambda dy: dy * mask   # forward: y = x * mask
 
 
 class Dense(Layer):

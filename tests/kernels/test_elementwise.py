@@ -83,9 +83,3 @@ def test_dropout_mask_is_a_function_of_the_key():
     _, other = ks.dropout_forward(x, np.uint64(2), *args)
     np.testing.assert_array_equal(a, again)
     assert 0.4 < (a != other).mean() < 0.6                  # independent masks differ in about half the entries
-
-
-def test_multiply_is_the_product():
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(size=(9, 5)), rng.normal(size=(9, 5))
-    np.testing.assert_array_equal(ks.multiply(a, b), a * b)
