@@ -6,7 +6,8 @@
    worker from the partitions that hold them, as ``find_groups`` slices them.
 3. search: the whole graph is submitted at once: ``first_leaders(I, J)`` for
    every J < I (it waits for block J to be settled) and ``settle_block(I)``
-   (it waits for those), the functions ``find_groups`` runs in one process;
+   (it waits for those), then ``nearest_leader(I, J)`` for every J and
+   ``best_leader(I)``: the functions ``find_groups`` runs in one process;
    memory per task is two blocks and one slice; only O(block) results come here.
 4. write: one task per partition reads its records again and adds group,
    duplicate_of and score, as part files or back here in input order.
@@ -16,7 +17,15 @@ is the single-process one, field for field.
 """
 import numpy as np
 
-from seqtool.model.grouping import BLOCK, first_leaders, join_settled, settle_block, size_report
+from seqtool.model.grouping import (
+    BLOCK,
+    best_leader,
+    first_leaders,
+    join_groups,
+    nearest_leader,
+    settle_block,
+    size_report,
+)
 from seqtool.distributed.cluster import (
     Session,
     collect,
@@ -46,7 +55,7 @@ def run_groups(session: Session, model: str, parts: list, opts: dict, output: st
     blocks = [client.submit(tasks.block, *_block_inputs(encoded, offsets, b0, min(n, b0 + BLOCK)), pure=False)
               for b0 in range(0, n, BLOCK)]
     del encoded                                  # the blocks hold the vectors now
-    rep, sim = _search(session, blocks, n, opts["tau"], progress)
+    rep, sim = _search(session, blocks, opts["tau"], progress)
     group = rep.tolist()
     duplicate_of = [None if r == i else ids[r] for i, r in enumerate(group)]
     score = [None if r == i else round(float(s), 6) for i, (r, s) in enumerate(zip(group, sim))]
@@ -71,7 +80,7 @@ def _block_inputs(encoded: list, offsets: list[int], b0: int, b1: int) -> tuple:
     return (pieces, *deps)
 
 
-def _search(session: Session, blocks: list, n: int, tau: float, progress: bool | None):
+def _search(session: Session, blocks: list, tau: float, progress: bool | None):
     """Every block settled on the cluster, in the dependency order of ``find_groups``."""
     distributed = import_distributed()
     client = session.client
@@ -80,14 +89,17 @@ def _search(session: Session, blocks: list, n: int, tau: float, progress: bool |
         hits = [client.submit(first_leaders, vi, blocks[j], settled[j], j * BLOCK, tau, pure=False)
                 for j in range(i)]
         settled.append(client.submit(settle_block, vi, i * BLOCK, tau, *hits, pure=False))
-    results = [None] * len(settled)
-    index = {f.key: k for k, f in enumerate(settled)}
-    with progress_bar(len(settled), progress, "search") as bar:
-        for fut in distributed.as_completed(settled):
+    nearest = [client.submit(best_leader, *[client.submit(nearest_leader, vi, vj, settled[j], j * BLOCK, pure=False)
+                                            for j, vj in enumerate(blocks)], pure=False) for vi in blocks]
+    wanted = settled + nearest
+    results = [None] * len(wanted)
+    index = {f.key: k for k, f in enumerate(wanted)}
+    with progress_bar(len(wanted), progress, "search") as bar:
+        for fut in distributed.as_completed(wanted):
             try:
                 results[index[fut.key]] = fut.result()
             except Exception as e:   # noqa: BLE001 - one line for the user, whatever the cluster raised
                 what = str(e).splitlines()[0] if str(e) else ""
                 raise SeqtoolError(f"a block search failed on the cluster: {type(e).__name__}: {what}") from None
             bar.update()
-    return join_settled(results, n)
+    return join_groups(results[:len(blocks)], results[len(blocks):], tau)

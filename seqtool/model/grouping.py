@@ -1,23 +1,28 @@
 """Leader grouping of unit vectors: every member is a duplicate of its group's representative.
 
-Records are taken in input order; each joins the earliest representative it
-matches (cosine >= tau), else it becomes a representative itself. A group is
-thus a ball around its first record, never a chain: A~B and B~C do not put C
-with A unless C~A (connected components did). ``duplicate_of`` is the
-representative, a record the member itself matches, and ``score`` is the
-member's similarity to it.
+Two passes over the rows, cut into blocks of BLOCK:
+  1. representatives, in input order: a row becomes one unless it matches
+     (cosine >= tau) a representative before it. Block I is settled from
+     ``first_leaders(I, J)`` for every earlier block J (for each row of I, the
+     first representative of J it matches: a (bi, representatives of J)
+     product), then ``settle_block(I, hits)``: the rows no earlier block claims
+     are resolved among themselves in order, in a numba loop over the block's
+     own (bi, bi) product. No two representatives match each other;
+  2. members: every other row joins the representative it is most similar to,
+     the earliest on a tie (``nearest_leader`` for every block, ``best_leader``).
+     It matched one in pass 1, so its ``score`` is >= tau; ``join_groups`` keeps
+     the pass-1 representative in the rare case where the two products'
+     round-off disagrees at tau.
+A group is thus a ball around its representative, never a chain: A~B and B~C do
+not put C with A unless C~A (connected components did). Joining the nearest
+representative rather than the earliest one it matches keeps true duplicates
+together more often (Quora dev questions, same-group vs gold agreement 0.7005 vs
+0.668, with pairs mode at 0.739).
 
-The rows are cut into blocks of BLOCK. Block I is settled from
-  1. ``first_leaders(I, J)`` for every earlier block J: for each row of I, the
-     first representative of J it matches (a (bi, leaders of J) product);
-  2. ``settle_block(I, hits)``: the earliest J with a match wins (its
-     representatives come first in input order); the rows left unmatched are
-     resolved among themselves in order, in a numba loop over the block's own
-     (bi, bi) product.
 Memory is a few (BLOCK x BLOCK) slices and O(N) results, never N x N, and
 there is no Python loop per pair. ``seqtool dedupe --group --dask`` submits the
-same two functions as tasks (distributed/dedupe.py), so its output is this
-one's, bit for bit.
+same functions as tasks on the same blocks (distributed/dedupe.py), so its
+output is this one's, bit for bit.
 """
 import numba
 import numpy as np
@@ -31,19 +36,22 @@ def find_groups(v: np.ndarray, tau: float, block: int = BLOCK) -> tuple[np.ndarr
 
     ``v`` (N, d) holds unit vectors in input order.
     """
+    starts = range(0, len(v), block)
     settled = []
-    for i0 in range(0, len(v), block):
+    for i0 in starts:
         vi = v[i0:i0 + block]
-        hits = [first_leaders(vi, v[j0:j0 + block], settled[k], j0, tau)
-                for k, j0 in enumerate(range(0, i0, block))]
+        hits = [first_leaders(vi, v[j0:j0 + block], settled[k], j0, tau) for k, j0 in enumerate(range(0, i0, block))]
         settled.append(settle_block(vi, i0, tau, *hits))
-    return join_settled(settled, len(v))
+    nearest = [best_leader(*[nearest_leader(v[i0:i0 + block], v[j0:j0 + block], settled[k], j0)
+                             for k, j0 in enumerate(starts)]) for i0 in starts]
+    return join_groups(settled, nearest, tau)
 
 
 def first_leaders(vi: np.ndarray, vj: np.ndarray, settled_j: tuple, j0: int,
                   tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """For each row of ``vi``: (global index of the first representative of block J it matches, or NONE;
-    the similarity to it). ``settled_j`` is block J's ``settle_block`` result, ``j0`` its first row."""
+    """For each row of ``vi``: (position of the first representative of block J it matches, or NONE; the
+    similarity to it). ``settled_j`` is block J's ``settle_block`` result, ``j0`` its first row's position
+    in the sequence being settled (the rows in rank order)."""
     leaders = np.flatnonzero(settled_j[2])
     if len(leaders) == 0:
         return np.full(len(vi), NONE, dtype=np.int64), np.full(len(vi), np.nan, dtype=np.float32)
@@ -97,6 +105,40 @@ def _leaders_in_order(s, tau):
             leaders[n_leaders] = k
             n_leaders += 1
     return rep, sim
+
+
+def nearest_leader(vi: np.ndarray, vj: np.ndarray, settled_j: tuple, j0: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``vi``: (row number of the representative of block J it is most similar to, the
+    earliest on a tie, or NONE when J has none; that similarity, -inf for NONE)."""
+    leaders = np.flatnonzero(settled_j[2])
+    if len(leaders) == 0:
+        return np.full(len(vi), NONE, dtype=np.int64), np.full(len(vi), -np.inf, dtype=np.float32)
+    s = vi @ vj[leaders].T                                 # (bi, representatives of J)
+    col = s.argmax(axis=1)                                 # the first maximum: the earliest
+    return (j0 + leaders[col]).astype(np.int64), s[np.arange(len(s)), col].astype(np.float32)
+
+
+def best_leader(*hits: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The ``nearest_leader`` results of every block, in block order, as one: the most similar
+    representative, the earlier block on a tie."""
+    rep, sim = hits[0][0].copy(), hits[0][1].copy()
+    for r, s in hits[1:]:
+        better = s > sim
+        rep[better], sim[better] = r[better], s[better]
+    return rep, sim
+
+
+def join_groups(settled: list[tuple], nearest: list[tuple], tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """(representative of each row, similarity to it; itself and NaN for a representative) from the blocks'
+    ``settle_block`` and ``best_leader`` results. A member's pass-1 representative stands when its nearest
+    one's similarity came out below tau (round-off between two products of different shapes)."""
+    first, sim = join_settled(settled, sum(len(r) for r, _, _ in settled))
+    if not nearest:
+        return first, sim
+    near = np.concatenate([r for r, _ in nearest])
+    near_sim = np.concatenate([s for _, s in nearest])
+    take = (first != np.arange(len(first))) & (near_sim >= np.float64(tau))
+    return np.where(take, near, first), np.where(take, near_sim, sim).astype(np.float32)
 
 
 def join_settled(settled: list[tuple], n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,11 +5,12 @@ pairs mode   records with q1/q2 stream through a chunk at a time; each gets
              is kept as ``gold_is_duplicate``).
 group mode   records with ``text``: every record is encoded (one float32
              vector each; the records themselves wait in a temporary file),
-             then grouped by leader clustering in input order (model/grouping.py):
-             each record joins the earliest representative it matches (cosine
-             >= tau), else it starts a group; memory holds a few (block x block)
-             slices, never N x N. Each record gets ``group`` (the 0-based number
-             of its representative, the group's first record, a stable id),
+             then grouped (model/grouping.py): representatives in input order (a
+             record becomes one unless it matches, cosine >= tau, one before it),
+             then every other record joins the representative it is most
+             similar to; memory holds a few (block x block) slices, never N x N.
+             Each record gets ``group`` (the 0-based number of its
+             representative, a stable id),
              ``duplicate_of`` (the representative's ``id`` if it has one, else its
              number; null for the representative itself) and ``score`` (its
              similarity to that representative, always >= tau; null for it).

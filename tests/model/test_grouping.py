@@ -1,8 +1,8 @@
-"""Leader grouping (model/grouping.py): groups are balls around their first record, never chains."""
+"""Leader grouping (model/grouping.py): groups are balls around a representative, never chains."""
 import numpy as np
 import pytest
 
-from seqtool.model.grouping import find_groups, size_report
+from seqtool.model.grouping import find_groups, join_groups, size_report
 
 
 def unit(rows) -> np.ndarray:
@@ -11,16 +11,16 @@ def unit(rows) -> np.ndarray:
 
 
 def leader_oracle(v: np.ndarray, tau: float):
-    """Leader clustering written pair by pair, the slow way."""
+    """Leader grouping written pair by pair, the slow way: representatives in input order, then every
+    other record to its most similar representative, the earliest on a tie."""
     s = v.astype(np.float64) @ v.T.astype(np.float64)
-    leaders, rep = [], []
+    leaders = []
     for i in range(len(v)):
-        match = next((j for j in leaders if s[i, j] >= tau), None)
-        if match is None:
+        if not any(s[i, j] >= tau for j in leaders):
             leaders.append(i)
-            rep.append(i)
-        else:
-            rep.append(match)
+    rep = []
+    for i in range(len(v)):
+        rep.append(i if i in leaders else max(leaders, key=lambda j: (s[i, j], -j)))
     return np.array(rep)
 
 
@@ -34,11 +34,38 @@ def test_a_chain_does_not_join_its_ends():
     assert np.isnan(sim[0]) and sim[1] == pytest.approx(v[0] @ v[1]) and np.isnan(sim[2])
 
 
-def test_each_record_joins_the_earliest_representative_it_matches():
-    # D matches both representatives A (0) and C (2): it joins A, the earlier one, even if C is closer
-    v = unit([[1, 0], [np.cos(0.35), np.sin(0.35)], [np.cos(0.70), np.sin(0.70)], [np.cos(0.42), np.sin(0.42)]])
-    rep, _ = find_groups(v, 0.9)
-    assert rep.tolist() == [0, 0, 2, 0]
+def angles(*radians) -> np.ndarray:
+    return unit([[np.cos(a), np.sin(a)] for a in radians])
+
+
+def test_each_record_joins_the_representative_it_is_most_similar_to():
+    # D (0.42) matches both representatives A (0) and C (0.70) and is closer to C; E (0.40) matches A before
+    # C is chosen, and is still closer to C, which comes after it in the input
+    v = angles(0, 0.35, 0.70, 0.42, 0.40)
+    rep, sim = find_groups(v, 0.9)
+    assert rep.tolist() == [0, 0, 2, 2, 2]
+    assert sim[3] == pytest.approx(np.cos(0.28)) and sim[4] == pytest.approx(np.cos(0.30))
+
+
+def test_a_tie_between_representatives_goes_to_the_earliest():
+    # B sits exactly halfway between A and C (both representatives): it joins the earlier one
+    v = unit([[1, 0], [0, 1], [1, 1]])
+    assert v[2] @ v[0] == v[2] @ v[1] and v[0] @ v[1] < 0.7 <= v[2] @ v[0]
+    assert find_groups(v, 0.7)[0].tolist() == [0, 1, 0]
+    assert find_groups(v[[1, 0, 2]], 0.7)[0].tolist() == [0, 1, 0]
+    assert find_groups(v, 0.7, block=1)[0].tolist() == [0, 1, 0]          # across blocks too
+
+
+def test_a_member_keeps_its_first_representative_when_round_off_puts_the_nearest_below_tau():
+    # rows 0 and 2 represent; row 1 matched 0 at 0.9 in pass 1, and pass 2's product gave 0 (its nearest)
+    # 0.8999999 and 2 less: it stays with 0 and the score it had
+    settled = [(np.array([-1, 0, -1]), np.array([np.nan, 0.9, np.nan], np.float32), np.array([True, False, True]))]
+    nearest = [(np.array([0, 0, 2]), np.array([1.0, 0.8999999, 1.0], np.float32))]
+    rep, sim = join_groups(settled, nearest, 0.9)
+    assert rep.tolist() == [0, 0, 2] and sim[1] == np.float32(0.9)
+    nearest = [(np.array([0, 2, 2]), np.array([1.0, 0.95, 1.0], np.float32))]
+    rep, sim = join_groups(settled, nearest, 0.9)
+    assert rep.tolist() == [0, 2, 2] and sim[1] == np.float32(0.95) and np.isnan(sim[[0, 2]]).all()
 
 
 @pytest.mark.parametrize("block", [1, 5, 16, 2048])
@@ -51,7 +78,8 @@ def test_blocks_give_the_oracle_and_every_member_matches_its_representative(bloc
     assert np.array_equal(rep, leader_oracle(v, tau))
     members = np.flatnonzero(rep != np.arange(len(v)))
     assert len(members) > 100 and len(set(rep.tolist())) > 20           # the test means something
-    assert (rep[members] < members).all() and (rep[rep] == rep).all()   # representatives lead themselves
+    assert (rep[rep] == rep).all()                                      # representatives lead themselves
+    assert (rep[members] > members).any()                               # some joined a later, nearer one
     exact = np.einsum("ij,ij->i", v[members].astype(np.float64), v[rep[members]].astype(np.float64))
     assert (sim[members] >= tau).all() and np.allclose(sim[members], exact, atol=1e-5)
     assert np.isnan(sim[rep == np.arange(len(v))]).all()
