@@ -4,7 +4,8 @@ bidirectional layer's (N, d) layout and its two streams (S, N, d) (contract: ker
 Each is a memory pass of a few hundred thousand floats per batch, which numpy runs on one
 thread; here every loop is a ``prange`` over rows (or column blocks) whose iterations own
 their writes, and every sum runs in a fixed order, so results are the same on any number of
-threads (benchmarks/profile_step.py measures what they take).
+threads (benchmarks/profile_step.py measures what they take). The kernels that do not sum are
+built parallel and serial, the serial build taken for small arrays (kernels/parallel.py).
 
 Dropout draws its mask from a counter-based generator: entry k of a call with key ``key`` is
 kept when the top 32 bits of splitmix64(key + (k + 1) * gamma) reach p * 2^32. An entry's draw
@@ -15,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import JIT
+from .parallel import elementwise
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -31,7 +33,7 @@ def _draw32(key, k):
     return (z ^ (z >> _S31)) >> _S32
 
 
-@njit(parallel=True, **JIT)
+@elementwise(**JIT)
 def dropout_forward(x, key, cut, scale):
     """x (n, d) C-contiguous; key uint64; cut uint64 = p * 2^32; scale = 1 / (1 - p) in x's dtype
     -> y = x * mask, mask (n, d): scale where the entry's draw >= cut, else 0."""
@@ -49,7 +51,7 @@ def dropout_forward(x, key, cut, scale):
 
 # ---------------------------------------------------------------- a bidirectional layer's streams
 
-@njit(parallel=True, **JIT)
+@elementwise(**JIT)
 def split_input(x, rev):
     """x (N, d) -> xs (2, N, d): stream 0 reads x, stream 1 the reversed rows x[rev]."""
     N, d = x.shape
@@ -62,7 +64,7 @@ def split_input(x, rev):
     return xs
 
 
-@njit(parallel=True, **JIT)
+@elementwise(**JIT)
 def join_output(h, rev):
     """h (2, N, H) -> y (N, 2H) = [h[0], h[1][rev]] (the layer's output in input time order)."""
     _, N, H = h.shape
@@ -75,7 +77,7 @@ def join_output(h, rev):
     return y
 
 
-@njit(parallel=True, **JIT)
+@elementwise(**JIT)
 def split_output_grad(dy, rev):
     """dy (N, 2H) -> dh (2, N, H): join_output's backward (rev is an involution)."""
     N, H2 = dy.shape
@@ -89,7 +91,7 @@ def split_output_grad(dy, rev):
     return dh
 
 
-@njit(parallel=True, **JIT)
+@elementwise(**JIT)
 def join_input_grad(dxs, rev):
     """dxs (2, N, d) -> dx (N, d) = dxs[0] + dxs[1][rev]: split_input's backward."""
     _, N, d = dxs.shape
@@ -101,7 +103,7 @@ def join_input_grad(dxs, rev):
     return dx
 
 
-@njit(parallel=True, **JIT)
+@elementwise(**JIT)
 def add_bias(xp, b):
     """xp (S, N, M) += b (S, M) on every row, in place."""
     S, N, M = xp.shape

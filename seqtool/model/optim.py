@@ -20,18 +20,21 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from seqtool.kernels.parallel import elementwise
+
 
 # ---------------------------------------------------------------- kernels
 # error_model "numpy": no ZeroDivisionError branch on each division, so the
 # element loops vectorise. Reductions may reassociate (a norm does not care).
-_UPDATE = dict(parallel=True, cache=True, error_model="numpy")
+# The updates are built parallel and serial (kernels/parallel.py: small parameters skip the thread wake-up).
+_UPDATE = dict(cache=True, error_model="numpy")
 _REDUCE = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 # Scalars reach the kernels as one array ``c`` of the parameters' dtype, so a
 # float32 model is updated in float32 arithmetic throughout (as torch does)
 # and the loops vectorise instead of converting every element to float64.
 
-@njit(**_UPDATE)
+@elementwise(**_UPDATE)
 def _adam_dense(p, g, m, v, c):
     # p, g, m, v (n,) flat views; c = [b1, 1-b1, b2, 1-b2, lr/bc1, sqrt(bc2), eps, wd]
     # torch.optim.Adam's update, L2 weight decay added to the gradient
@@ -43,7 +46,7 @@ def _adam_dense(p, g, m, v, c):
         p[k] -= step * m[k] / (np.sqrt(v[k]) / sq_bc2 + eps)  # 3: bias-corrected step
 
 
-@njit(**_UPDATE)
+@elementwise(**_UPDATE)
 def _adam_rows(p, g, m, v, rows, c):
     # p, g, m, v (V, d); rows (R,) unique -> _adam_dense's update on those rows only
     b1, c1, b2, c2, step, sq_bc2, eps, wd = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
@@ -56,7 +59,7 @@ def _adam_rows(p, g, m, v, rows, c):
             p[i, j] -= step * m[i, j] / (np.sqrt(v[i, j]) / sq_bc2 + eps)
 
 
-@njit(**_UPDATE)
+@elementwise(**_UPDATE)
 def _sgd_dense(p, g, buf, c, nesterov):
     # p, g, buf (n,) flat; c = [lr, momentum, wd]. torch.optim.SGD (dampening 0):
     # buf = mom*buf + g, buf starting at zero (so the first buf is g, as torch's clone)
@@ -69,7 +72,7 @@ def _sgd_dense(p, g, buf, c, nesterov):
         p[k] -= lr * gk
 
 
-@njit(**_UPDATE)
+@elementwise(**_UPDATE)
 def _sgd_rows(p, g, buf, rows, c, nesterov):
     lr, mom, wd = c[0], c[1], c[2]
     for r in prange(rows.shape[0]):  # rows unique: iteration r owns row rows[r]
@@ -192,7 +195,7 @@ class SGD:
             if r is None:
                 _sgd_dense(_flat(p), _flat(g), _flat(b), c, self.nesterov)
             else:
-                _sgd_rows(p, g, b, r, c, self.nesterov)
+                _sgd_rows.for_work(r.size * p.shape[1])(p, g, b, r, c, self.nesterov)
 
     def state_arrays(self) -> dict:
         """Momentum buffers (none without momentum), for checkpoints."""
@@ -228,7 +231,7 @@ class Adam:
             if r is None:
                 _adam_dense(_flat(p), _flat(g), _flat(m), _flat(v), c)
             else:
-                _adam_rows(p, g, m, v, r, c)
+                _adam_rows.for_work(r.size * p.shape[1])(p, g, m, v, r, c)
 
     def state_arrays(self) -> dict:
         """Moments and step counts, for checkpoints."""
