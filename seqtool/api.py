@@ -7,6 +7,7 @@
     quora = seqtool.load("models/quora")
     quora.similarity("How do I learn Python?", "What is the best way to learn Python?")
     quora.encode(["a question", "another"])  # (2, d) unit vectors
+    quora.group(["a question", "the same question", "another"])  # each with group, duplicate_of, score
     seqtool.train("train.jsonl", output="models/ner", dev="dev.jsonl", epochs=5)
 
 ``tag``/``classify`` go through seqtool/predict.py's ``tag_chunks`` (what
@@ -101,6 +102,24 @@ class Model:
             record = _record(item)
             records.append((record, _encoded(lambda r: encode_text(self._loaded, r), record, n)))
         return encode_texts(self._loaded, records, self.batch_size)[0]
+
+    def group(self, items: Iterable[Item], threshold: float | None = None) -> list[dict]:
+        """Each item as a record with ``group``, ``duplicate_of`` and ``score``, as ``seqtool dedupe --group``
+        writes it: every member is a duplicate (similarity >= tau: ``threshold`` or the model's) of its
+        group's representative, the record whose number ``group`` is; ``duplicate_of`` is that record's
+        ``id``, or its number when it has none."""
+        from seqtool.model.grouping import find_groups, group_fields   # numba: only when grouping
+
+        self._require("siamese", verb="group")
+        tau = threshold if threshold is not None else self.threshold
+        if tau is None:
+            raise UsageError(f"{self.path} has no threshold (it was trained without a dev set): give threshold=")
+        records = [_record(item) for item in items]
+        encoded = [(record, _encoded(lambda r: encode_text(self._loaded, r), record, n))
+                   for n, record in enumerate(records)]
+        vectors, ids = encode_texts(self._loaded, encoded, self.batch_size)
+        rep, sim = find_groups(vectors, tau)
+        return [dict(record, **group_fields(rep, sim, ids, i)) for i, record in enumerate(records)]
 
     def _require(self, *tasks: str, verb: str) -> None:
         if self.task not in tasks:

@@ -108,6 +108,26 @@ def test_siamese_similarity_encode_and_is_duplicate_agree_with_dedupe(models, tm
     assert float(v[0] @ v[1]) == pytest.approx(deduped[0]["similarity"], abs=1e-5)
 
 
+def test_group_gives_the_cli_records(models, tmp_path):
+    pairs = read_jsonl(SAMPLE / "pairs.jsonl")[:40]
+    texts = [{"id": f"q{i}{side}", "text": p["q" + side]} for i, p in enumerate(pairs) for side in "12"]
+    texts[3] = {"text": texts[3]["text"], "extra": 1}                      # no id: its number stands in
+    src = tmp_path / "texts.jsonl"
+    src.write_text("".join(json.dumps(t) + "\n" for t in texts))
+    model = seqtool.load(models["siamese"])
+    for tau in (model.threshold, 0.9):
+        expected = cli_lines("dedupe", "-m", models["siamese"], "--group", "--threshold", tau, src)
+        grouped = model.group(texts, threshold=tau)
+        assert as_lines(grouped) == expected
+        assert grouped[3]["extra"] == 1 and "group" not in texts[3]          # the caller's dicts are untouched
+        members = [r for r in grouped if r["duplicate_of"] is not None]
+        assert members and len({r["group"] for r in grouped}) > 1           # the test means something
+        assert all(r["score"] >= tau for r in members)
+    plain = model.group([t["text"] for t in texts])                         # plain texts, the model's tau
+    assert [(r["group"], r["score"]) for r in plain] == [(r["group"], r["score"]) for r in model.group(texts)]
+    assert all(isinstance(r["duplicate_of"], int) for r in plain if r["duplicate_of"] is not None)
+
+
 def test_train_gives_the_cli_weights(tmp_path):
     opts = ["--epochs", "2", "--hidden", "16", "--embed", "8"]
     result = CliRunner().invoke(cli, ["-q", "--threads", "1", "train", "--task", "tagger", "--train",
@@ -125,6 +145,8 @@ def test_wrong_task_and_bad_items_are_clear_errors(models):
         seqtool.load(models["ner"]).classify(["hello"])
     with pytest.raises(UsageError, match="similarity\\(\\) is for siamese"):
         seqtool.load(models["ner"]).similarity("a", "b")
+    with pytest.raises(UsageError, match="group\\(\\) is for siamese"):
+        seqtool.load(models["ner"]).group(["a", "b"])
     with pytest.raises(DataError, match="item 1: expected a text"):
         seqtool.load(models["ner"]).tag(["fine", 42])
     with pytest.raises(DataError, match="item 0: "):

@@ -21,6 +21,7 @@ from seqtool.model.grouping import (
     BLOCK,
     best_leader,
     first_leaders,
+    group_fields,
     join_groups,
     nearest_leader,
     settle_block,
@@ -56,9 +57,8 @@ def run_groups(session: Session, model: str, parts: list, opts: dict, output: st
               for b0 in range(0, n, BLOCK)]
     del encoded                                  # the blocks hold the vectors now
     rep, sim = _search(session, blocks, opts["tau"], progress)
-    group = rep.tolist()
-    duplicate_of = [None if r == i else ids[r] for i, r in enumerate(group)]
-    score = [None if r == i else round(float(s), 6) for i, (r, s) in enumerate(zip(group, sim))]
+    fields = [group_fields(rep, sim, ids, i) for i in range(n)]
+    group, duplicate_of, score = ([f[key] for f in fields] for key in ("group", "duplicate_of", "score"))
     futures = [client.submit(tasks.group_part, p, model, opts, group[lo:hi], duplicate_of[lo:hi], score[lo:hi],
                              output, pure=False)
                for p, lo, hi in zip(parts, offsets, offsets[1:])]

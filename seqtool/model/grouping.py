@@ -149,6 +149,16 @@ def join_settled(settled: list[tuple], n: int) -> tuple[np.ndarray, np.ndarray]:
     return rep, sim
 
 
+def group_fields(rep: np.ndarray, sim: np.ndarray, ids: list, i: int) -> dict:
+    """What ``dedupe --group`` adds to record ``i``: ``group`` (its representative's number),
+    ``duplicate_of`` (the representative's id; None for a representative) and ``score`` (the similarity
+    to it, as printed: 6 decimals; None for a representative)."""
+    r = int(rep[i])
+    if r == i:
+        return {"group": r, "duplicate_of": None, "score": None}
+    return {"group": r, "duplicate_of": ids[r], "score": round(float(sim[i]), 6)}
+
+
 def size_report(rep: np.ndarray, tau: float, share: float = 0.01) -> tuple[str, str | None]:
     """(the group-size distribution as one line, a warning when one group holds more than ``share``)."""
     n = len(rep)

@@ -25,7 +25,7 @@ import numpy as np
 from seqtool.data.jsonl import STDIN, dumps, parse_record, write_records
 from seqtool.data.readers import Source
 from seqtool.errors import UsageError
-from seqtool.model.grouping import BLOCK, find_groups, size_report
+from seqtool.model.grouping import BLOCK, find_groups, group_fields, size_report
 from seqtool.predict import LoadedModel, encode_pair, encode_text, encode_texts, load_siamese, pair_chunks
 from seqtool.stages.base import Report, source_warnings
 from seqtool.wording import plural
@@ -80,10 +80,7 @@ def _group(loaded, tau, src, out, top_k, batch_size, progress) -> Report:
                     rec["neighbours"] = [{"index": int(j), "id": ids[j], "similarity": round(float(s), 6)}
                                          for j, s in neighbours[i]]
                 else:
-                    rep = int(groups[i])
-                    rec["group"] = rep
-                    rec["duplicate_of"] = None if rep == i else ids[rep]
-                    rec["score"] = None if rep == i else round(float(score[i]), 6)
+                    rec.update(group_fields(groups, score, ids, i))
                 yield rec
         written = write_records(annotated(), out)
     if top_k:
