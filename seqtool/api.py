@@ -8,6 +8,7 @@
     quora.similarity("How do I learn Python?", "What is the best way to learn Python?")
     quora.encode(["a question", "another"])  # (2, d) unit vectors
     quora.group(["a question", "the same question", "another"])  # each with group, duplicate_of, score
+    quora.neighbours(["a question", "the same question", "another"], k=1)
     seqtool.train("train.jsonl", output="models/ner", dev="dev.jsonl", epochs=5)
 
 ``tag``/``classify`` go through seqtool/predict.py's ``tag_chunks`` (what
@@ -97,11 +98,7 @@ class Model:
     def encode(self, texts: Iterable[str | list]) -> np.ndarray:
         """(N, d) float32 unit vectors of the texts, as ``seqtool dedupe --group`` compares them."""
         self._require("siamese", verb="encode")
-        records = []
-        for n, item in enumerate(texts):
-            record = _record(item)
-            records.append((record, _encoded(lambda r: encode_text(self._loaded, r), record, n)))
-        return encode_texts(self._loaded, records, self.batch_size)[0]
+        return self._encode_records(texts)[1]
 
     def group(self, items: Iterable[Item], threshold: float | None = None) -> list[dict]:
         """Each item as a record with ``group``, ``duplicate_of`` and ``score``, as ``seqtool dedupe --group``
@@ -114,12 +111,29 @@ class Model:
         tau = threshold if threshold is not None else self.threshold
         if tau is None:
             raise UsageError(f"{self.path} has no threshold (it was trained without a dev set): give threshold=")
+        records, vectors, ids = self._encode_records(items)
+        rep, sim = find_groups(vectors, tau)
+        return [dict(record, **group_fields(rep, sim, ids, i)) for i, record in enumerate(records)]
+
+    def neighbours(self, items: Iterable[Item], k: int) -> list[dict]:
+        """Each item as a record with ``neighbours``: its ``k`` most similar other items, best first, each
+        ``{"index", "id", "similarity"}``, as ``seqtool dedupe --top-k k`` writes it."""
+        from seqtool.model.grouping import nearest, neighbour_fields   # numba: only when searching
+
+        self._require("siamese", verb="neighbours")
+        if k < 1:
+            raise UsageError(f"neighbours needs k >= 1, not {k}")
+        records, vectors, ids = self._encode_records(items)
+        found = nearest(vectors, min(k, len(records) - 1))
+        return [dict(record, neighbours=neighbour_fields(found[i], ids)) for i, record in enumerate(records)]
+
+    def _encode_records(self, items: Iterable[Item]) -> tuple[list[dict], np.ndarray, list]:
+        """(the items as records, their (N, d) unit vectors, their ids or numbers), as dedupe encodes them."""
         records = [_record(item) for item in items]
         encoded = [(record, _encoded(lambda r: encode_text(self._loaded, r), record, n))
                    for n, record in enumerate(records)]
         vectors, ids = encode_texts(self._loaded, encoded, self.batch_size)
-        rep, sim = find_groups(vectors, tau)
-        return [dict(record, **group_fields(rep, sim, ids, i)) for i, record in enumerate(records)]
+        return records, vectors, ids
 
     def _require(self, *tasks: str, verb: str) -> None:
         if self.task not in tasks:

@@ -128,6 +128,22 @@ def test_group_gives_the_cli_records(models, tmp_path):
     assert all(isinstance(r["duplicate_of"], int) for r in plain if r["duplicate_of"] is not None)
 
 
+def test_neighbours_give_the_cli_records(models, tmp_path):
+    texts = [{"id": i, "text": p[side]} for i, p in enumerate(read_jsonl(SAMPLE / "pairs.jsonl")[:25])
+             for side in ("q1", "q2")]
+    src = tmp_path / "texts.jsonl"
+    src.write_text("".join(json.dumps(t) + "\n" for t in texts))
+    model = seqtool.load(models["siamese"])
+    found = model.neighbours(texts, k=3)
+    assert as_lines(found) == cli_lines("dedupe", "-m", models["siamese"], "--top-k", 3, src)
+    assert all(len(r["neighbours"]) == 3 for r in found)
+    sims = [n["similarity"] for n in found[0]["neighbours"]]
+    assert sims == sorted(sims, reverse=True) and all(n["index"] != 0 for n in found[0]["neighbours"])
+    assert model.neighbours(["alone"], k=5) == [{"text": "alone", "neighbours": []}]
+    with pytest.raises(UsageError, match="k >= 1"):
+        model.neighbours(["a", "b"], k=0)
+
+
 def test_train_gives_the_cli_weights(tmp_path):
     opts = ["--epochs", "2", "--hidden", "16", "--embed", "8"]
     result = CliRunner().invoke(cli, ["-q", "--threads", "1", "train", "--task", "tagger", "--train",

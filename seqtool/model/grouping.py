@@ -159,6 +159,29 @@ def group_fields(rep: np.ndarray, sim: np.ndarray, ids: list, i: int) -> dict:
     return {"group": r, "duplicate_of": ids[r], "score": round(float(sim[i]), 6)}
 
 
+def nearest(v: np.ndarray, k: int, block: int = BLOCK) -> list[list[tuple[int, float]]]:
+    """Each row's k most similar other rows, best first, computed block by block."""
+    n = len(v)
+    out = []
+    if k < 1:
+        return [[] for _ in range(n)]
+    block = max(1, min(block, 2 ** 24 // max(n, 1)))             # a slice holds at most 64 MB
+    for i0 in range(0, n, block):
+        s = v[i0:i0 + block] @ v.T                                   # (bi, N)
+        s[np.arange(len(s)), np.arange(i0, i0 + len(s))] = -np.inf   # not itself
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        for r in range(len(s)):
+            cand = top[r][np.argsort(-s[r, top[r]], kind="stable")]
+            out.append([(int(j), float(s[r, j])) for j in cand])
+    return out
+
+
+def neighbour_fields(neighbours: list[tuple[int, float]], ids: list) -> list[dict]:
+    """What ``dedupe --top-k`` adds to a record as ``neighbours``: each neighbour's number, id and
+    similarity (6 decimals), best first."""
+    return [{"index": int(j), "id": ids[j], "similarity": round(float(s), 6)} for j, s in neighbours]
+
+
 def size_report(rep: np.ndarray, tau: float, share: float = 0.01) -> tuple[str, str | None]:
     """(the group-size distribution as one line, a warning when one group holds more than ``share``)."""
     n = len(rep)

@@ -20,12 +20,10 @@ import sys
 import tempfile
 from typing import BinaryIO
 
-import numpy as np
-
 from seqtool.data.jsonl import STDIN, dumps, parse_record, write_records
 from seqtool.data.readers import Source
 from seqtool.errors import UsageError
-from seqtool.model.grouping import BLOCK, find_groups, group_fields, size_report
+from seqtool.model.grouping import find_groups, group_fields, nearest, neighbour_fields, size_report
 from seqtool.predict import LoadedModel, encode_pair, encode_text, encode_texts, load_siamese, pair_chunks
 from seqtool.stages.base import Report, source_warnings
 from seqtool.wording import plural
@@ -77,8 +75,7 @@ def _group(loaded, tau, src, out, top_k, batch_size, progress) -> Report:
             for i, line in enumerate(spill):
                 rec = parse_record(line)
                 if top_k:
-                    rec["neighbours"] = [{"index": int(j), "id": ids[j], "similarity": round(float(s), 6)}
-                                         for j, s in neighbours[i]]
+                    rec["neighbours"] = neighbour_fields(neighbours[i], ids)
                 else:
                     rec.update(group_fields(groups, score, ids, i))
                 yield rec
@@ -99,20 +96,3 @@ def encode_source(loaded: LoadedModel, src: Source, spill=None, batch_size: int 
 
     return encode_texts(loaded, src.map(lambda r: (r, encode_text(loaded, r))), batch_size,
                         keep if spill is not None else None)
-
-
-def nearest(v: np.ndarray, k: int, block: int = BLOCK) -> list[list[tuple[int, float]]]:
-    """Each row's k most similar other rows, best first, computed block by block."""
-    n = len(v)
-    out = []
-    if k < 1:
-        return [[] for _ in range(n)]
-    block = max(1, min(block, 2 ** 24 // max(n, 1)))             # a slice holds at most 64 MB
-    for i0 in range(0, n, block):
-        s = v[i0:i0 + block] @ v.T                                   # (bi, N)
-        s[np.arange(len(s)), np.arange(i0, i0 + len(s))] = -np.inf   # not itself
-        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        for r in range(len(s)):
-            cand = top[r][np.argsort(-s[r, top[r]], kind="stable")]
-            out.append([(int(j), float(s[r, j])) for j in cand])
-    return out

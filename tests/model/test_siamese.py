@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from seqtool.data.dataset import Ragged
-from seqtool.model.grouping import find_groups
-from seqtool.stages.dedupe import nearest, run_dedupe
+from seqtool.model.grouping import find_groups, nearest
+from seqtool.stages.dedupe import run_dedupe
 from seqtool.errors import DataError
 from seqtool.data.dataset import TaskData
 from seqtool.kernels.loss import triplet_loss
