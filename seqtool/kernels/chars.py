@@ -16,6 +16,8 @@ dE = dP W^T and dW = E^T dP.
 import numpy as np
 from numba import njit, prange
 
+from .parallel import worth_parallel
+
 
 @njit(nogil=True, cache=True)
 def _cnn_word(n, y, arg, P, b, chars):
@@ -69,7 +71,7 @@ def char_cnn_forward(P, b, chars, parallel=None):
     y = np.empty((N, F), dtype=P.dtype)
     arg = np.empty((N, F), dtype=np.int32)
     if parallel is None:
-        parallel = N * W * k * F >= PARALLEL_WORK
+        parallel = worth_parallel(N * W * k * F, PARALLEL_WORK)
     (_cnn_par if parallel else _cnn_ser)(y, arg, P, b, chars)
     return y, arg
 

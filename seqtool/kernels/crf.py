@@ -24,9 +24,10 @@ two iterations write the same place. alpha/beta are kept in float64 whatever
 the emissions' dtype (K is small; the log-sum-exps stay exact), gradients come
 back in the emissions' dtype.
 """
-import numba
 import numpy as np
 from numba import njit, prange
+
+from .parallel import worth_parallel
 
 
 # The log-sum-exps below are factored so that a step costs K exps instead of K*K:
@@ -456,6 +457,4 @@ def _as64(a):
 
 
 def _parallel(parallel, work: int) -> bool:
-    if parallel is not None:
-        return bool(parallel)
-    return work >= PARALLEL_WORK and numba.get_num_threads() > 1
+    return bool(parallel) if parallel is not None else worth_parallel(work, PARALLEL_WORK)

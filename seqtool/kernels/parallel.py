@@ -8,7 +8,8 @@ parallel) and optimiser being such arrays (benchmarks/profile_step.py). So each
 kernel here has a serial build of the same source (``prange`` runs as ``range``), taken on one
 thread or below SMALL_WORK entries. Only kernels whose iterations own their writes and do not
 reduce belong here: the two builds then give the same bits (tests/kernels/test_parallel.py), and
-results do not depend on the thread count.
+results do not depend on the thread count. ``worth_parallel`` is the one rule for choosing a parallel
+driver, here and in the kernels that write their two drivers by hand (crf.py, chars.py).
 """
 import types
 
@@ -32,9 +33,14 @@ class ElementwiseKernel:
         return self.for_work(args[0].size)(*args)
 
     def for_work(self, work: int):
-        if work < SMALL_WORK or numba.get_num_threads() == 1:
-            return self.serial
-        return self.parallel
+        return self.parallel if worth_parallel(work, SMALL_WORK) else self.serial
+
+
+def worth_parallel(work: int, threshold: int) -> bool:
+    """Whether a kernel with a parallel and a serial driver should run the parallel one: ``work`` (in the
+    kernel's own unit) reaches its ``threshold`` and the calling thread has more than one kernel thread
+    (on one, a thread team is pure overhead: tag's workers run one chunk per core)."""
+    return work >= threshold and numba.get_num_threads() > 1
 
 
 def elementwise(**options):
