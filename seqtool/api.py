@@ -62,7 +62,7 @@ class Model:
         a text); classifiers add ``label`` and ``probs``.
         """
         self._require("tagger", "classifier", verb="tag")
-        encoded = [_encoded(self._loaded.encode, item, n) for n, item in enumerate(items)]
+        encoded = [_encoded(self._loaded.encode, item, n) for n, item in enumerate(_several(items, "tag"))]
         out: list[dict] = []
         for chunk in tag_chunks(self._loaded, encoded, self.batch_size, self.threads):
             out.extend(chunk)
@@ -71,7 +71,7 @@ class Model:
     def classify(self, items: Iterable[Item]) -> list[dict]:
         """``tag`` for a classifier: each item with ``label`` and ``probs``."""
         self._require("classifier", verb="classify")
-        return self.tag(items)
+        return self.tag(_several(items, "classify"))
 
     # ------------------------------------------------------------ Siamese models
 
@@ -90,15 +90,12 @@ class Model:
 
     def is_duplicate(self, q1: str, q2: str, threshold: float | None = None) -> bool:
         """Whether two texts are duplicates: their similarity >= tau (``threshold`` or the model's)."""
-        tau = threshold if threshold is not None else self.threshold
-        if tau is None:
-            raise UsageError(f"{self.path} has no threshold (it was trained without a dev set): give threshold=")
-        return self.similarity(q1, q2) >= tau
+        return self.similarity(q1, q2) >= self._tau(threshold)
 
     def encode(self, texts: Iterable[str | list]) -> np.ndarray:
         """(N, d) float32 unit vectors of the texts, as ``seqtool dedupe --group`` compares them."""
         self._require("siamese", verb="encode")
-        return self._encode_records(texts)[1]
+        return self._encode_records(texts, "encode")[1]
 
     def group(self, items: Iterable[Item], threshold: float | None = None) -> list[dict]:
         """Each item as a record with ``group``, ``duplicate_of`` and ``score``, as ``seqtool dedupe --group``
@@ -108,10 +105,8 @@ class Model:
         from seqtool.model.grouping import find_groups, group_fields   # numba: only when grouping
 
         self._require("siamese", verb="group")
-        tau = threshold if threshold is not None else self.threshold
-        if tau is None:
-            raise UsageError(f"{self.path} has no threshold (it was trained without a dev set): give threshold=")
-        records, vectors, ids = self._encode_records(items)
+        tau = self._tau(threshold)
+        records, vectors, ids = self._encode_records(items, "group")
         rep, sim = find_groups(vectors, tau)
         return [dict(record, **group_fields(rep, sim, ids, i)) for i, record in enumerate(records)]
 
@@ -123,21 +118,35 @@ class Model:
         self._require("siamese", verb="neighbours")
         if k < 1:
             raise UsageError(f"neighbours needs k >= 1, not {k}")
-        records, vectors, ids = self._encode_records(items)
+        records, vectors, ids = self._encode_records(items, "neighbours")
         found = nearest(vectors, min(k, len(records) - 1))
         return [dict(record, neighbours=neighbour_fields(found[i], ids)) for i, record in enumerate(records)]
 
-    def _encode_records(self, items: Iterable[Item]) -> tuple[list[dict], np.ndarray, list]:
+    def _encode_records(self, items: Iterable[Item], verb: str) -> tuple[list[dict], np.ndarray, list]:
         """(the items as records, their (N, d) unit vectors, their ids or numbers), as dedupe encodes them."""
-        records = [_record(item) for item in items]
+        records = [_record(item) for item in _several(items, verb)]
         encoded = [(record, _encoded(lambda r: encode_text(self._loaded, r), record, n))
                    for n, record in enumerate(records)]
         vectors, ids = encode_texts(self._loaded, encoded, self.batch_size)
         return records, vectors, ids
 
+    def _tau(self, threshold: float | None) -> float:
+        """The duplicate threshold: ``threshold`` when given, else the model's."""
+        tau = threshold if threshold is not None else self.threshold
+        if tau is None:
+            raise UsageError(f"{self.path} has no threshold (it was trained without a dev set): give threshold=")
+        return tau
+
     def _require(self, *tasks: str, verb: str) -> None:
         if self.task not in tasks:
             raise UsageError(f"{self.path} is a {self.task} model: {verb}() is for {' or '.join(tasks)} models")
+
+
+def _several(items: Iterable[Item], verb: str) -> Iterable[Item]:
+    """``items``, refusing one text given where a list of them belongs (it would be read as its characters)."""
+    if isinstance(items, (str, dict)):
+        raise UsageError(f"{verb}() takes a list of items, not one {type(items).__name__}: give [item]")
+    return items
 
 
 def _record(item: Item) -> dict:

@@ -163,6 +163,15 @@ def test_wrong_task_and_bad_items_are_clear_errors(models):
         seqtool.load(models["ner"]).similarity("a", "b")
     with pytest.raises(UsageError, match="group\\(\\) is for siamese"):
         seqtool.load(models["ner"]).group(["a", "b"])
+    # one text where a list belongs would be read as its characters
+    with pytest.raises(UsageError, match="tag\\(\\) takes a list of items, not one str"):
+        seqtool.load(models["ner"]).tag("John lives in Paris")
+    with pytest.raises(UsageError, match="classify\\(\\) takes a list of items, not one str"):
+        seqtool.load(models["clf"]).classify("not happy")
+    with pytest.raises(UsageError, match="group\\(\\) takes a list of items, not one dict"):
+        seqtool.load(models["siamese"]).group({"text": "a question"})
+    with pytest.raises(UsageError, match="encode\\(\\) takes a list of items, not one str"):
+        seqtool.load(models["siamese"]).encode("a question")
     with pytest.raises(DataError, match="item 1: expected a text"):
         seqtool.load(models["ner"]).tag(["fine", 42])
     with pytest.raises(DataError, match="item 0: "):

@@ -86,7 +86,8 @@ class TrainingState:
         """
         kept_rows = kept_rows or {}
         names = list(model.named_params())
-        opt = {key: _kept(dict(zip(names, arrays)), kept_rows, list_of=names) if _aligned(arrays, names) else arrays
+        moments = self.optimizer.MOMENTS          # one array per parameter: cut like the weights
+        opt = {key: _kept(dict(zip(names, arrays)), kept_rows, list_of=names) if key in moments and arrays else arrays
                for key, arrays in self.optimizer.state_arrays().items()}
         return {"epoch": self.epoch, "weights": _kept(model.named_params(), kept_rows), "best_epoch": self.best_epoch,
                 "best_score": float(self.best_score) if np.isfinite(self.best_score) else None,  # no -Infinity
@@ -104,8 +105,9 @@ class TrainingState:
         state = cls.start(model, cfg)
         names = list(model.named_params())
         zeros = {name: np.zeros_like(array) for name, array in start.items()}
+        moments = state.optimizer.MOMENTS
         state.optimizer.load_state_arrays({
-            key: list(_whole(dict(zip(names, arrays)), kept, zeros).values()) if _aligned(arrays, names)
+            key: list(_whole(dict(zip(names, arrays)), kept, zeros).values()) if key in moments and arrays
             else arrays for key, arrays in saved["opt"].items() if key != "kind"})
         state.rng.bit_generator.state = saved["rng"]
         score = saved["best_score"]
@@ -114,11 +116,6 @@ class TrainingState:
         state.best_weights = _whole(saved["best_weights"], kept, start)
         state.history = [EpochRecord(**r) for r in saved.get("history", [])]
         return state
-
-
-def _aligned(arrays, names) -> bool:
-    """Whether an optimiser state entry is one array per parameter (moments), not counts."""
-    return isinstance(arrays, list) and len(arrays) == len(names) and all(isinstance(a, np.ndarray) for a in arrays)
 
 
 def _kept(arrays: dict, kept_rows: dict, list_of: list | None = None):

@@ -192,7 +192,6 @@ class Dropout(Layer):
         key = np.uint64(ctx.rng.integers(0, 2 ** 63))
         rows = np.ascontiguousarray(x).reshape(len(x), -1)
         y, mask = ks.dropout_forward(rows, key, np.uint64(self.p * 2 ** 32), x.dtype.type(1.0 / (1.0 - self.p)))
-
         mask = mask.reshape(x.shape)
         return y.reshape(x.shape), lambda dy: dy * mask   # forward: y = x * mask
 

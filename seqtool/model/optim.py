@@ -177,8 +177,11 @@ def _copy_into(targets: list, saved: list) -> None:
     for t, s in zip(targets, saved):
         t[...] = s
 
+
 class SGD:
     """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay (torch.optim.SGD)."""
+
+    MOMENTS = ("buf",)      # state_arrays entries that hold one array per parameter (empty without momentum)
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False):
@@ -209,6 +212,8 @@ class SGD:
 
 class Adam:
     """Adam with bias correction and optional L2 weight decay, exactly torch.optim.Adam's update."""
+
+    MOMENTS = ("m", "v")    # state_arrays entries that hold one array per parameter ("t" holds counts)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
